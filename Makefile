@@ -1,0 +1,49 @@
+# asyncarch — `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test unit integration lint format typecheck kafka-up kafka-down bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv with everything (quick and a no-op when done)
+
+run: install ## Start Kafka (local, KRaft) and every service; Ctrl-C stops all
+	$(BIN)/asyncarch up
+
+test: install ## Run every test: unit, then integration against a real broker the tests start
+	$(BIN)/python -m pytest tests
+
+unit: install ## Unit tests only (no broker)
+	$(BIN)/python -m pytest tests/unit
+
+integration: install ## Integration tests only
+	$(BIN)/python -m pytest tests/integration -m integration
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install ## Apply ruff formatting
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+typecheck: install ## mypy on the source packages
+	$(BIN)/mypy
+
+kafka-up: install ## Start only the local Kafka broker (durable)
+	$(BIN)/asyncarch kafka up
+
+kafka-down: install ## Stop the local Kafka broker
+	$(BIN)/asyncarch kafka down
+
+clean: ## Remove the virtual environment and caches in the repo
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,109 @@
+"""The ``asyncarch`` command: one verb per service, plus the local broker and ``up``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from asyncarch.config import KafkaSettings
+from asyncarch.logs import configure_logging
+
+__all__ = ["main"]
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    from asyncarch.local_kafka import LocalKafka, cache_root
+
+    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+        print(f"KAFKA_BOOTSTRAP_SERVERS is set: using {os.environ['KAFKA_BOOTSTRAP_SERVERS']}, "
+              "nothing to provision")
+        return 0
+    state_dir = (Path(tempfile.mkdtemp(prefix="asyncarch-kafka-")) if args.ephemeral
+                 else cache_root() / "kafka-node")
+    broker = LocalKafka(state_dir=state_dir, port=args.port,
+                        controller_port=args.controller_port, heap=args.heap)
+    if args.action == "up":
+        pid = broker.start()
+        print(f"Kafka running: {broker.bootstrap_servers} (pid {pid}, data {broker.state_dir})")
+    elif args.action == "down":
+        print("Kafka stopped" if broker.stop() else "Kafka was not running")
+    else:
+        pid = broker.running_pid()
+        print(f"Kafka running (pid {pid})" if pid else "Kafka not running")
+        return 0 if pid else 3
+    return 0
+
+
+def _topics(_: argparse.Namespace) -> int:
+    from asyncarch.kafka_admin import ensure_topics, wait_for_broker
+    from schemas.topics import TopicSettings
+
+    kafka = KafkaSettings()
+    wait_for_broker(kafka, 30)
+    created = ensure_topics(kafka, TopicSettings())
+    print("created: " + (", ".join(created) or "nothing (all exist)"))
+    return 0
+
+
+def _api(_: argparse.Namespace) -> int:
+    from producer_api.main import main as api_main
+
+    api_main()
+    return 0
+
+
+def _worker(_: argparse.Namespace) -> int:
+    configure_logging("inference_consumer")
+    from inference_consumer.worker import main as worker_main
+
+    worker_main()
+    return 0
+
+
+def _processor(_: argparse.Namespace) -> int:
+    from stream_processors.main import main as processor_main
+
+    processor_main()
+    return 0
+
+
+def _up(_: argparse.Namespace) -> int:
+    from asyncarch.supervisor import run_pipeline
+    from producer_api.core.config import ApiSettings
+
+    return run_pipeline(ApiSettings().base_url)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: ``asyncarch <verb>``."""
+    parser = argparse.ArgumentParser(prog="asyncarch", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    kafka = verbs.add_parser("kafka", help="a local Apache Kafka broker (KRaft) from Maven Central")
+    kafka.add_argument("action", choices=["up", "down", "status"])
+    kafka.add_argument("--ephemeral", action="store_true", help="data in a temporary folder")
+    kafka.add_argument("--port", type=int, default=9092)
+    kafka.add_argument("--controller-port", type=int, default=9093)
+    kafka.add_argument("--heap", default="512m", help="JVM heap, e.g. 512m or 1g")
+    kafka.set_defaults(run=_kafka)
+    for name, run, text in [
+        ("topics", _topics, "create the pipeline's topics (idempotent)"),
+        ("api", _api, "the producer API (FastAPI)"),
+        ("worker", _worker, "an inference worker (consumer group member)"),
+        ("processor", _processor, "the Faust stream processor (task-state table)"),
+        ("up", _up, "Kafka and every service, logs prefixed; Ctrl-C stops all"),
+    ]:
+        verbs.add_parser(name, help=text).set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a verb; returns its exit status."""
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

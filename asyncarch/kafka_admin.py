@@ -1,0 +1,58 @@
+"""Cluster checks and idempotent topic creation."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from asyncarch.config import KafkaSettings
+from asyncarch.exceptions import AsyncarchError
+from schemas.topics import TopicSettings
+
+__all__ = ["BrokerUnavailable", "ensure_topics", "wait_for_broker"]
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(AsyncarchError):
+    """The Kafka cluster did not answer in time."""
+
+
+def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 60.0) -> None:
+    """Block until the cluster answers a metadata request with at least one broker."""
+    admin = AdminClient(kafka.librdkafka())
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if admin.list_topics(timeout=2).brokers:
+                return
+        except KafkaException as exc:
+            last_error = exc
+        time.sleep(0.3)
+    raise BrokerUnavailable(
+        f"no Kafka broker answered at {kafka.bootstrap_servers} within {timeout_s:.0f}s: {last_error}"
+    )
+
+
+def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout_s: float = 30.0) -> list[str]:
+    """Create every pipeline topic that does not exist yet; returns the names created."""
+    admin = AdminClient(kafka.librdkafka())
+    wanted = [
+        NewTopic(spec.name, spec.partitions, topics.replication_factor, config=spec.config)
+        for spec in topics.specs
+    ]
+    created = []
+    for name, future in admin.create_topics(wanted, request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    if created:
+        log.info("created topics", extra={"topics": created})
+    return created

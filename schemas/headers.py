@@ -1,0 +1,48 @@
+"""Kafka headers every event carries, readable by a person in Kafka UI."""
+
+from __future__ import annotations
+
+import secrets
+
+from schemas.codec import EventSchema
+
+__all__ = ["child_traceparent", "event_headers", "header_value", "new_traceparent"]
+
+CONTENT_TYPE = "application/vnd.apache.avro+binary; framing=single-object"
+
+
+def new_traceparent() -> str:
+    """A fresh W3C trace context ``traceparent`` (version 00, sampled)."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def child_traceparent(parent: str | None) -> str:
+    """A traceparent in the same trace as ``parent``, with a new span id."""
+    parts = (parent or "").split("-")
+    if len(parts) != 4 or len(parts[1]) != 32:
+        return new_traceparent()
+    return f"00-{parts[1]}-{secrets.token_hex(8)}-{parts[3]}"
+
+
+def event_headers(
+    schema: EventSchema, task_id: str, producer: str, traceparent: str | None = None
+) -> list[tuple[str, bytes]]:
+    """Headers naming the event type, schema and version, task, producer and trace."""
+    values = {
+        "event-type": schema.name.rsplit(".", 1)[-1],
+        "schema-name": schema.name,
+        "schema-version": schema.version,
+        "content-type": CONTENT_TYPE,
+        "task-id": task_id,
+        "producer": producer,
+        "traceparent": traceparent or new_traceparent(),
+    }
+    return [(key, value.encode()) for key, value in values.items()]
+
+
+def header_value(headers: list[tuple[str, bytes | None]] | None, name: str) -> str | None:
+    """The text of the first header called ``name``, or None."""
+    for key, value in headers or ():
+        if key == name and value is not None:
+            return value.decode(errors="replace")
+    return None

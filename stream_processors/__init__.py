@@ -1,0 +1,1 @@
+"""Faust stream processors: the task-state table and its queries."""

@@ -1,0 +1,40 @@
+"""Applies every request, status and result event to the task-state table."""
+
+from __future__ import annotations
+
+import logging
+
+from schemas.exceptions import EventDecodeError
+from stream_processors.app import app, topic_settings
+from stream_processors.events import to_task_event
+from stream_processors.state_machine import TaskEvent, apply
+from stream_processors.tables import applied_request_offsets, task_states
+from stream_processors.topics import task_events_topic
+
+__all__ = ["apply_task_events"]
+
+log = logging.getLogger(__name__)
+
+
+@app.agent(task_events_topic)
+async def apply_task_events(stream):  # type: ignore[no-untyped-def]
+    """Fold each event into its task's state; undecodable events are logged and skipped."""
+    async for event in stream.events():
+        message = event.message
+        try:
+            task_event = to_task_event(topic_settings, message.topic, event.value)
+        except EventDecodeError as exc:
+            log.error("undecodable event skipped", extra={
+                "topic": message.topic, "partition": message.partition,
+                "offset": message.offset, "error": str(exc)})
+        else:
+            _store(task_event)
+        if message.topic == topic_settings.requests:
+            applied_request_offsets[message.partition] = message.offset
+
+
+def _store(task_event: TaskEvent) -> None:
+    new_state = apply(task_states.get(task_event.task_id), task_event)
+    if new_state is not None:
+        task_states[task_event.task_id] = new_state
+        log.info("task state", extra={"task_id": task_event.task_id, "state": new_state["state"]})

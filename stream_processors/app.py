@@ -1,0 +1,36 @@
+"""The Faust application: one per process, configured from the environment."""
+
+from __future__ import annotations
+
+import faust
+
+from asyncarch.config import KafkaSettings
+from schemas.topics import TopicSettings
+from stream_processors.config import ProcessorSettings
+
+__all__ = ["app", "kafka_settings", "processor_settings", "topic_settings"]
+
+kafka_settings = KafkaSettings()
+topic_settings = TopicSettings()
+processor_settings = ProcessorSettings()
+
+app = faust.App(
+    processor_settings.app_id,
+    broker=f"kafka://{kafka_settings.bootstrap_servers.replace(',', ';kafka://')}",
+    store=processor_settings.store,
+    datadir=str(processor_settings.data_dir),
+    web_host=processor_settings.web_host,
+    web_bind=processor_settings.web_host,
+    web_port=processor_settings.web_port,
+    topic_partitions=topic_settings.partitions,
+    topic_replication_factor=topic_settings.replication_factor,
+    autodiscover=False,
+    key_serializer="raw",
+    value_serializer="raw",
+    consumer_auto_offset_reset="earliest",
+    producer_acks=-1,
+    web_access_log=None,
+)
+
+# Registration of agents and views happens on import.
+from stream_processors import agents, views  # noqa: E402,F401

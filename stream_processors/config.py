@@ -1,0 +1,23 @@
+"""Stream processor settings; env prefix ``PROCESSOR_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ProcessorSettings"]
+
+
+class ProcessorSettings(BaseSettings):
+    """How the Faust app stores its table and serves its views."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSOR_", frozen=True)
+
+    app_id: str = "asyncarch-processor"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    store: str = "memory://"
+    data_dir: Path = Path("var/processor")
+    read_your_writes_timeout_s: float = Field(default=5.0, ge=0)

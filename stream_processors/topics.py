@@ -1,0 +1,18 @@
+"""Faust handles on the pipeline's topics (names come from ``schemas.topics``)."""
+
+from __future__ import annotations
+
+from stream_processors.app import app, topic_settings
+
+__all__ = ["task_events_topic"]
+
+# Requests, status and results share keys and partition counts, so one agent
+# consuming all three sees every event of a task on the same partition number.
+task_events_topic = app.topic(
+    topic_settings.requests,
+    topic_settings.status,
+    topic_settings.results,
+    key_type=bytes,
+    value_type=bytes,
+    partitions=topic_settings.partitions,
+)
