@@ -23,7 +23,8 @@ class BrokerUnavailable(AsyncarchError):
 
 def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 60.0) -> None:
     """Block until the cluster answers a metadata request with at least one broker."""
-    admin = AdminClient(kafka.librdkafka())
+    # Refused connections are expected while a broker starts: keep librdkafka quiet.
+    admin = AdminClient(kafka.librdkafka(log_level=2))
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from asyncarch.local_kafka import cache_root
+
 __all__ = ["ProcessorSettings"]
 
 
@@ -19,5 +21,5 @@ class ProcessorSettings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     store: str = "memory://"
-    data_dir: Path = Path("var/processor")
+    data_dir: Path = Field(default_factory=lambda: cache_root() / "processor")
     read_your_writes_timeout_s: float = Field(default=5.0, ge=0)

@@ -9,6 +9,7 @@ __all__ = ["main"]
 
 def main() -> None:
     """Run the Faust app until SIGTERM/SIGINT."""
-    from stream_processors.app import app
+    from stream_processors.app import app, processor_settings
 
+    processor_settings.data_dir.mkdir(parents=True, exist_ok=True)
     Worker(app, loglevel="INFO").execute_from_commandline()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import faust
+
 from stream_processors.app import app, topic_settings
 
 __all__ = ["applied_request_offsets", "task_states"]
@@ -11,9 +13,7 @@ __all__ = ["applied_request_offsets", "task_states"]
 task_states = app.Table(
     "task-state",
     default=None,
-    key_type=str,
-    key_serializer="raw",
-    value_serializer="json",
+    schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
     partitions=topic_settings.partitions,
     help="Latest state of every task, keyed by task id",
 )
