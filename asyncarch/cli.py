@@ -18,13 +18,19 @@ def _kafka(args: argparse.Namespace) -> int:
     from asyncarch.local_kafka import LocalKafka, cache_root
 
     if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
-        print(f"KAFKA_BOOTSTRAP_SERVERS is set: using {os.environ['KAFKA_BOOTSTRAP_SERVERS']}, "
-              "nothing to provision")
+        print(
+            f"KAFKA_BOOTSTRAP_SERVERS is set: using {os.environ['KAFKA_BOOTSTRAP_SERVERS']}, "
+            "nothing to provision"
+        )
         return 0
-    state_dir = (Path(tempfile.mkdtemp(prefix="asyncarch-kafka-")) if args.ephemeral
-                 else cache_root() / "kafka-node")
-    broker = LocalKafka(state_dir=state_dir, port=args.port,
-                        controller_port=args.controller_port, heap=args.heap)
+    state_dir = (
+        Path(tempfile.mkdtemp(prefix="asyncarch-kafka-"))
+        if args.ephemeral
+        else cache_root() / "kafka-node"
+    )
+    broker = LocalKafka(
+        state_dir=state_dir, port=args.port, controller_port=args.controller_port, heap=args.heap
+    )
     if args.action == "up":
         pid = broker.start()
         print(f"Kafka running: {broker.bootstrap_servers} (pid {pid}, data {broker.state_dir})")

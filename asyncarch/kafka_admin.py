@@ -39,7 +39,9 @@ def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 60.0) -> None:
     )
 
 
-def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout_s: float = 30.0) -> list[str]:
+def ensure_topics(
+    kafka: KafkaSettings, topics: TopicSettings, timeout_s: float = 30.0
+) -> list[str]:
     """Create every pipeline topic that does not exist yet; returns the names created."""
     admin = AdminClient(kafka.librdkafka())
     wanted = [

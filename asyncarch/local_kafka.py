@@ -108,8 +108,16 @@ class LocalKafka:
             raise LocalKafkaError("mvn is not installed: Maven is needed to provision Kafka")
         log.info("resolving Apache Kafka jars with mvn", extra={"into": str(libs)})
         libs.mkdir(parents=True, exist_ok=True)
-        command = ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-                   f"-DoutputDirectory={libs}", "-DincludeScope=runtime"]
+        command = [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={libs}",
+            "-DincludeScope=runtime",
+        ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise LocalKafkaError(f"mvn could not resolve Kafka:\n{done.stdout}\n{done.stderr}")
@@ -126,7 +134,9 @@ class LocalKafka:
         with self.log_file.open("ab") as out:
             process = subprocess.Popen(
                 self._java(libs, "kafka.Kafka", str(config)),
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         self.pid_file.write_text(str(process.pid))
@@ -169,32 +179,58 @@ class LocalKafka:
     def _write_config(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         config = self.state_dir / "server.properties"
-        config.write_text(SERVER_PROPERTIES.format(
-            host=self.host, port=self.port, controller_port=self.controller_port,
-            data_dir=self.state_dir / "data"))
+        config.write_text(
+            SERVER_PROPERTIES.format(
+                host=self.host,
+                port=self.port,
+                controller_port=self.controller_port,
+                data_dir=self.state_dir / "data",
+            )
+        )
         (self.state_dir / "log4j2.properties").write_text(
-            LOG4J2_PROPERTIES.format(level=self.log_level))
+            LOG4J2_PROPERTIES.format(level=self.log_level)
+        )
         return config
 
     def _format_storage(self, libs: Path, config: Path) -> None:
         if (self.state_dir / "data" / "meta.properties").exists():
             return
         cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        command = self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                             "-c", str(config), "--ignore-formatted")
+        command = self._java(
+            libs,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(config),
+            "--ignore-formatted",
+        )
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise LocalKafkaError(f"kafka storage format failed:\n{done.stdout}\n{done.stderr}")
 
     def _java(self, libs: Path, main: str, *args: str) -> list[str]:
-        java = shutil.which("java", path=str(Path(os.environ["JAVA_HOME"]) / "bin")) \
-            if os.environ.get("JAVA_HOME") else shutil.which("java")
+        java = (
+            shutil.which("java", path=str(Path(os.environ["JAVA_HOME"]) / "bin"))
+            if os.environ.get("JAVA_HOME")
+            else shutil.which("java")
+        )
         if java is None:
             raise LocalKafkaError("java is not installed: Kafka needs Java 17 or newer")
-        return [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
-                "-XX:ActiveProcessorCount=2", "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
-                "-cp", f"{libs}/*", main, *args]
+        return [
+            java,
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:ActiveProcessorCount=2",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
+            "-cp",
+            f"{libs}/*",
+            main,
+            *args,
+        ]
 
 
 def _alive(pid: int) -> bool:

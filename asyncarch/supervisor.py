@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -36,16 +37,26 @@ class ServiceGroup:
     """Child processes, each running one ``asyncarch <service>`` verb."""
 
     env: dict[str, str]
+    log_dir: Path | None = None
     processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
 
-    def start(self, name: str) -> None:
-        """Start a service and stream its output with its name as prefix."""
+    def start(self, name: str, verb: str | None = None) -> subprocess.Popen[str]:
+        """Start ``asyncarch <verb>`` as ``name``; output goes to ``log_dir`` or is
+        printed with the name as prefix."""
+        out = (self.log_dir / f"{name}.log").open("a") if self.log_dir else subprocess.PIPE
         process = subprocess.Popen(
-            [sys.executable, "-m", "asyncarch.cli", name], env=self.env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            [sys.executable, "-m", "asyncarch.cli", verb or name],
+            env=self.env,
+            text=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.processes[name] = process
-        threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
+        if out is subprocess.PIPE:
+            threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
+        return process
 
     def _relay(self, name: str, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None

@@ -12,8 +12,9 @@ __all__ = ["collect_batch"]
 log = logging.getLogger(__name__)
 
 
-def collect_batch(consumer: Consumer, max_batch: int, max_wait_s: float,
-                  poll_timeout_s: float) -> list[Message]:
+def collect_batch(
+    consumer: Consumer, max_batch: int, max_wait_s: float, poll_timeout_s: float
+) -> list[Message]:
     """Messages for one forward pass; empty if none arrived within ``poll_timeout_s``.
 
     The wait is bounded, so a loop built on it always returns to the consumer

@@ -30,12 +30,24 @@ class EventEmitter:
         self.model = model
         self.producer_name = f"inference_consumer/{worker_id}"
 
-    def status(self, producer: Producer, request: dict[str, Any], state: str,
-               parent: Message | None = None, error: dict[str, str] | None = None) -> None:
+    def status(
+        self,
+        producer: Producer,
+        request: dict[str, Any],
+        state: str,
+        parent: Message | None = None,
+        error: dict[str, str] | None = None,
+    ) -> None:
         """Produce a TaskStatus event for a task."""
-        event = {"task_id": request["task_id"], "state": state, "attempt": 1,
-                 "worker": self.worker_id, "progress": None, "error": error,
-                 "occurred_at": _now_ms()}
+        event = {
+            "task_id": request["task_id"],
+            "state": state,
+            "attempt": 1,
+            "worker": self.worker_id,
+            "progress": None,
+            "error": error,
+            "occurred_at": _now_ms(),
+        }
         self._produce(producer, "TaskStatus", self.topics.status, event, parent)
 
     def outcome(self, producer: Producer, outcome: TaskOutcome, parent: Message) -> None:
@@ -45,31 +57,60 @@ class EventEmitter:
             error = {"type": outcome.error_type or "Error", "message": outcome.error_message or ""}
             self.status(producer, request, "FAILED", parent, error)
             return
-        event = {"task_id": request["task_id"], "kind": request["kind"], "output": outcome.output,
-                 "model": asdict(self.model), "attempt": 1, "worker": self.worker_id,
-                 "duration_ms": outcome.duration_ms, "completed_at": _now_ms()}
+        event = {
+            "task_id": request["task_id"],
+            "kind": request["kind"],
+            "output": outcome.output,
+            "model": asdict(self.model),
+            "attempt": 1,
+            "worker": self.worker_id,
+            "duration_ms": outcome.duration_ms,
+            "completed_at": _now_ms(),
+        }
         self._produce(producer, "TaskResult", self.topics.results, event, parent)
 
     def dead_letter(self, producer: Producer, message: Message, error: Exception) -> None:
         """Send an unprocessable message, unchanged, to the dead-letter topic."""
-        event = {"source_topic": message.topic(), "source_partition": message.partition(),
-                 "source_offset": message.offset(), "key": message.key(),
-                 "value": message.value(), "error_type": type(error).__name__,
-                 "error_message": str(error), "failed_at": _now_ms()}
+        event = {
+            "source_topic": message.topic(),
+            "source_partition": message.partition(),
+            "source_offset": message.offset(),
+            "key": message.key(),
+            "value": message.value(),
+            "error_type": type(error).__name__,
+            "error_message": str(error),
+            "failed_at": _now_ms(),
+        }
         codec = codec_for("DeadLetter")
         key = message.key()
-        headers = event_headers(codec.schema, (key or b"").decode(errors="replace"),
-                                self.producer_name, header_value(message.headers(), "traceparent"))
-        headers += [("error-type", type(error).__name__.encode()),
-                    ("error-message", str(error)[:1000].encode()),
-                    ("source", f"{message.topic()}/{message.partition()}@{message.offset()}".encode())]
-        producer.produce(self.topics.dead_letters, key=key, value=codec.encode(event),
-                         headers=headers)
+        headers = event_headers(
+            codec.schema,
+            (key or b"").decode(errors="replace"),
+            self.producer_name,
+            header_value(message.headers(), "traceparent"),
+        )
+        headers += [
+            ("error-type", type(error).__name__.encode()),
+            ("error-message", str(error)[:1000].encode()),
+            ("source", f"{message.topic()}/{message.partition()}@{message.offset()}".encode()),
+        ]
+        producer.produce(
+            self.topics.dead_letters, key=key, value=codec.encode(event), headers=headers
+        )
 
-    def _produce(self, producer: Producer, event_type: str, topic: str,
-                 event: dict[str, Any], parent: Message | None) -> None:
+    def _produce(
+        self,
+        producer: Producer,
+        event_type: str,
+        topic: str,
+        event: dict[str, Any],
+        parent: Message | None,
+    ) -> None:
         codec = codec_for(event_type)
         trace = child_traceparent(header_value(parent.headers(), "traceparent") if parent else None)
-        producer.produce(topic, key=event["task_id"].encode(), value=codec.encode(event),
-                         headers=event_headers(codec.schema, event["task_id"],
-                                               self.producer_name, trace))
+        producer.produce(
+            topic,
+            key=event["task_id"].encode(),
+            value=codec.encode(event),
+            headers=event_headers(codec.schema, event["task_id"], self.producer_name, trace),
+        )

@@ -46,12 +46,19 @@ def run_batch(requests: Sequence[dict[str, Any]], encode: Encoder) -> list[TaskO
     started = time.perf_counter()
     vectors = encode(texts) if texts else torch.empty(0)
     duration_ms = (time.perf_counter() - started) * 1000
-    return [_outcome(request, span, vectors, duration_ms) for request, span in zip(requests, spans, strict=True)]
+    return [
+        _outcome(request, span, vectors, duration_ms)
+        for request, span in zip(requests, spans, strict=True)
+    ]
 
 
-def _outcome(request: dict[str, Any], span: tuple[int, int] | WorkerError,
-             vectors: torch.Tensor, duration_ms: float) -> TaskOutcome:
+def _outcome(
+    request: dict[str, Any],
+    span: tuple[int, int] | WorkerError,
+    vectors: torch.Tensor,
+    duration_ms: float,
+) -> TaskOutcome:
     if isinstance(span, WorkerError):
         return TaskOutcome(request, error_type=type(span).__name__, error_message=str(span))
-    output = handler_for(request["kind"]).output(request["inputs"], vectors[span[0]:span[1]])
+    output = handler_for(request["kind"]).output(request["inputs"], vectors[span[0] : span[1]])
     return TaskOutcome(request, output=output, duration_ms=duration_ms)

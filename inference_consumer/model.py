@@ -13,7 +13,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from inference_consumer.exceptions import ModelLoadError
 
-__all__ = ["SentenceEncoder", "ModelIdentity"]
+__all__ = ["ModelIdentity", "SentenceEncoder"]
 
 log = logging.getLogger(__name__)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -48,14 +48,17 @@ class SentenceEncoder:
         self.model.to(self.device).eval()
         self.max_length = min(int(self.tokenizer.model_max_length), 512)
         self.identity = ModelIdentity(name, _revision(model_dir), self.device.type)
-        log.info("model loaded", extra={"model": name, "device": self.device.type,
-                                         "revision": self.identity.revision})
+        log.info(
+            "model loaded",
+            extra={"model": name, "device": self.device.type, "revision": self.identity.revision},
+        )
 
     @torch.inference_mode()
     def encode(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
         """Embeddings of ``texts`` as a (len(texts), dim) float32 CPU tensor."""
-        chunks = [self._encode_chunk(texts[i:i + batch_size])
-                  for i in range(0, len(texts), batch_size)]
+        chunks = [
+            self._encode_chunk(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)
+        ]
         return torch.cat(chunks) if chunks else torch.empty(0, self.dimensions)
 
     @property
@@ -64,8 +67,9 @@ class SentenceEncoder:
         return int(self.model.config.hidden_size)
 
     def _encode_chunk(self, texts: list[str]) -> torch.Tensor:
-        batch = self.tokenizer(texts, padding=True, truncation=True,
-                               max_length=self.max_length, return_tensors="pt").to(self.device)
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
         hidden = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)

@@ -27,26 +27,40 @@ log = logging.getLogger(__name__)
 class InferenceWorker:
     """One member of the workers' consumer group."""
 
-    def __init__(self, kafka: KafkaSettings, topics: TopicSettings, settings: WorkerSettings,
-                 encoder: SentenceEncoder) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: TopicSettings,
+        settings: WorkerSettings,
+        encoder: SentenceEncoder,
+    ) -> None:
         self.settings = settings
         self.topics = topics
         self.encoder = encoder
         self.emitter = EventEmitter(topics, settings.worker_id, encoder.identity)
         self.consumer = Consumer(kafka.librdkafka(**self._consumer_config()))
         self.status_producer = Producer(kafka.producer(**{"client.id": settings.worker_id}))
-        self.producer = Producer(kafka.producer(**{
-            "transactional.id": f"{settings.group_id}-{settings.worker_id}",
-            "client.id": settings.worker_id}))
+        self.producer = Producer(
+            kafka.producer(
+                **{
+                    "transactional.id": f"{settings.group_id}-{settings.worker_id}",
+                    "client.id": settings.worker_id,
+                }
+            )
+        )
         self._revoked: set[tuple[str, int]] = set()
         self._running = True
 
     def _consumer_config(self) -> dict[str, Any]:
-        config = {"group.id": self.settings.group_id, "enable.auto.commit": False,
-                  "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-                  "partition.assignment.strategy": "cooperative-sticky",
-                  "max.poll.interval.ms": self.settings.max_poll_interval_ms,
-                  "client.id": self.settings.worker_id}
+        config = {
+            "group.id": self.settings.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "max.poll.interval.ms": self.settings.max_poll_interval_ms,
+            "client.id": self.settings.worker_id,
+        }
         if self.settings.group_instance_id:
             config["group.instance.id"] = self.settings.group_instance_id
         return config
@@ -61,14 +75,19 @@ class InferenceWorker:
         signal.signal(signal.SIGINT, self.stop)
         self.producer.init_transactions(30)
         self.consumer.subscribe([self.topics.requests], on_revoke=self._on_revoke)
-        log.info("worker consuming", extra={"topic": self.topics.requests,
-                                             "group": self.settings.group_id})
+        log.info(
+            "worker consuming",
+            extra={"topic": self.topics.requests, "group": self.settings.group_id},
+        )
         try:
             while self._running:
                 self._revoked.clear()
-                batch = collect_batch(self.consumer, self.settings.max_batch,
-                                      self.settings.max_wait_ms / 1000,
-                                      self.settings.poll_timeout_ms / 1000)
+                batch = collect_batch(
+                    self.consumer,
+                    self.settings.max_batch,
+                    self.settings.max_wait_ms / 1000,
+                    self.settings.poll_timeout_ms / 1000,
+                )
                 batch = [m for m in batch if (m.topic(), m.partition()) not in self._revoked]
                 if batch:
                     self.process(batch)
@@ -91,26 +110,38 @@ class InferenceWorker:
             for message, error in undecodable:
                 self.emitter.dead_letter(self.producer, message, error)
             self.producer.send_offsets_to_transaction(
-                _next_offsets(batch), self.consumer.consumer_group_metadata(), 30)
+                _next_offsets(batch), self.consumer.consumer_group_metadata(), 30
+            )
             self.producer.commit_transaction(30)
         except KafkaException as exc:
             self._abort(batch, exc)
             return
-        log.info("batch committed", extra={"size": len(batch), "failed": len(undecodable),
-                                            "infer_ms": round(outcomes[0].duration_ms, 1)
-                                            if outcomes else 0.0})
+        log.info(
+            "batch committed",
+            extra={
+                "size": len(batch),
+                "failed": len(undecodable),
+                "infer_ms": round(outcomes[0].duration_ms, 1) if outcomes else 0.0,
+            },
+        )
 
-    def _decode(self, batch: list[Message]) -> tuple[list[tuple[Message, dict[str, Any]]],
-                                                     list[tuple[Message, Exception]]]:
+    def _decode(
+        self, batch: list[Message]
+    ) -> tuple[list[tuple[Message, dict[str, Any]]], list[tuple[Message, Exception]]]:
         codec = codec_for("TaskRequest")
         decoded, undecodable = [], []
         for message in batch:
             try:
                 decoded.append((message, codec.decode(message.value())))
             except EventDecodeError as exc:
-                log.error("undecodable request sent to dead letters",
-                          extra={"partition": message.partition(), "offset": message.offset(),
-                                 "error": str(exc)})
+                log.error(
+                    "undecodable request sent to dead letters",
+                    extra={
+                        "partition": message.partition(),
+                        "offset": message.offset(),
+                        "error": str(exc),
+                    },
+                )
                 undecodable.append((message, exc))
         return decoded, undecodable
 
@@ -118,7 +149,9 @@ class InferenceWorker:
         error = exc.args[0]
         if not error.txn_requires_abort():
             raise exc
-        log.warning("transaction aborted; batch will be consumed again", extra={"error": str(error)})
+        log.warning(
+            "transaction aborted; batch will be consumed again", extra={"error": str(error)}
+        )
         self.producer.abort_transaction(30)
         self._rewind(batch)
 
@@ -144,6 +177,7 @@ def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
 def main() -> None:
     """Entry point of ``asyncarch worker``."""
     settings = WorkerSettings()
-    encoder = SentenceEncoder(settings.resolved_model_dir(), settings.model_name,
-                              settings.device, settings.torch_threads)
+    encoder = SentenceEncoder(
+        settings.resolved_model_dir(), settings.model_name, settings.device, settings.torch_threads
+    )
     InferenceWorker(KafkaSettings(), TopicSettings(), settings, encoder).run()

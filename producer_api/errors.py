@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 
 from producer_api.exceptions import ApiError
 from producer_api.metrics import TASKS_REJECTED
+from producer_api.models import TASK_KINDS
 
 __all__ = ["install_error_handlers"]
 
@@ -23,8 +24,9 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     TASKS_REJECTED.labels(status=str(status)).inc()
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {"Retry-After": "5"} if status == 503 else None
-    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON,
-                        headers=headers)
+    return JSONResponse(
+        jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
@@ -34,10 +36,26 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"field": ".".join(str(p) for p in err["loc"][1:]) or err["loc"][0],
-               "message": err["msg"], "type": err["type"]} for err in exc.errors()]
+    errors = [
+        {"field": _field_of(err), "message": err["msg"], "type": err["type"]}
+        for err in exc.errors()
+    ]
     fields = ", ".join(e["field"] for e in errors)
     return problem(422, "Invalid request", f"invalid: {fields}", errors=errors)
+
+
+def _field_of(error: dict[str, Any]) -> str:
+    """The dotted field an error is about, as the client wrote it.
+
+    pydantic puts the discriminator's value (the kind) into the location of
+    errors inside a tagged union; the client never wrote that segment.
+    """
+    loc = [str(part) for part in error["loc"][1:]]
+    if loc and loc[0] in TASK_KINDS:
+        loc = loc[1:]
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc.append(str(error.get("ctx", {}).get("discriminator", "kind")).strip("'"))
+    return ".".join(loc) or str(error["loc"][0])
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -20,16 +20,20 @@ from schemas.topics import TopicSettings
 __all__ = ["create_app", "main"]
 
 
-def create_app(settings: ApiSettings | None = None, kafka: KafkaSettings | None = None,
-               topics: TopicSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ApiSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    topics: TopicSettings | None = None,
+) -> FastAPI:
     """Build the app; the lifespan opens the Kafka producer and flushes it on shutdown."""
     settings = settings or ApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.publisher = TaskPublisher(kafka or KafkaSettings(), topics or TopicSettings(),
-                                            settings.publish_timeout_s)
+        app.state.publisher = TaskPublisher(
+            kafka or KafkaSettings(), topics or TopicSettings(), settings.publish_timeout_s
+        )
         app.state.task_state = TaskStateClient(settings.processor_url, settings.query_timeout_s)
         try:
             yield
@@ -37,8 +41,12 @@ def create_app(settings: ApiSettings | None = None, kafka: KafkaSettings | None 
             app.state.publisher.close()
             await app.state.task_state.close()
 
-    app = FastAPI(title="asyncarch", version="0.1.0", lifespan=lifespan,
-                  description="Asynchronous ML inference on Apache Kafka")
+    app = FastAPI(
+        title="asyncarch",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Asynchronous ML inference on Apache Kafka",
+    )
     install_error_handlers(app)
     app.include_router(tasks.router)
     app.include_router(health.router)
@@ -49,5 +57,10 @@ def main() -> None:
     """Entry point of ``asyncarch api``."""
     configure_logging("producer_api")
     settings = ApiSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+    )

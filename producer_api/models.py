@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
-__all__ = ["TaskAccepted", "TaskCreate", "TaskResultView", "TaskStatusView"]
+__all__ = ["TASK_KINDS", "TaskAccepted", "TaskCreate", "TaskResultView", "TaskStatusView"]
 
 MAX_TEXT_CHARS = 10_000
 MAX_EMBED_TEXTS = 64
@@ -34,7 +34,8 @@ class EmbedInputs(_Strict):
 
 class _TaskBase(_Strict):
     callback_url: AnyHttpUrl | None = Field(
-        default=None, description="Called when the task reaches a terminal state")
+        default=None, description="Called when the task reaches a terminal state"
+    )
 
 
 class SimilarityTask(_TaskBase):
@@ -52,6 +53,7 @@ class EmbedTask(_TaskBase):
 
 
 TaskCreate = Annotated[SimilarityTask | EmbedTask, Field(discriminator="kind")]
+TASK_KINDS = frozenset({"similarity", "embed"})
 
 
 class TaskLinks(BaseModel):

@@ -26,9 +26,11 @@ class TaskPublisher:
     def __init__(self, kafka: KafkaSettings, topics: TopicSettings, timeout_s: float) -> None:
         self.topics = topics
         self.timeout_s = timeout_s
-        self._producer = Producer(kafka.producer(**{
-            "message.timeout.ms": int(timeout_s * 1000),
-            "client.id": "producer_api"}))
+        self._producer = Producer(
+            kafka.producer(
+                **{"message.timeout.ms": int(timeout_s * 1000), "client.id": "producer_api"}
+            )
+        )
         self._closing = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
         self._poller.start()
@@ -44,10 +46,14 @@ class TaskPublisher:
 
         try:
             self._producer.produce(
-                self.topics.requests, key=request["task_id"].encode(), value=codec.encode(request),
-                headers=event_headers(codec.schema, request["task_id"], "producer_api",
-                                      new_traceparent()),
-                on_delivery=on_delivery)
+                self.topics.requests,
+                key=request["task_id"].encode(),
+                value=codec.encode(request),
+                headers=event_headers(
+                    codec.schema, request["task_id"], "producer_api", new_traceparent()
+                ),
+                on_delivery=on_delivery,
+            )
         except (BufferError, KafkaException) as exc:
             raise BrokerUnavailable(f"could not queue the task for Kafka: {exc}") from exc
         try:

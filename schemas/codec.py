@@ -57,7 +57,7 @@ class EventSchema:
         return self.fingerprint.hex()
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> EventSchema:
+    def from_json(cls, raw: Any) -> EventSchema:
         """Parse a schema from its JSON form."""
         try:
             parsed = parse_schema(raw, _write_hint=False)
@@ -66,7 +66,11 @@ class EventSchema:
             raise SchemaError(f"invalid Avro schema: {exc}") from exc
         # fastavro returns the fingerprint's little-endian bytes as hex, as the spec frames it
         digest = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
-        name = f"{raw.get('namespace', '')}.{raw['name']}".lstrip(".")
+        name = (
+            f"{raw.get('namespace', '')}.{raw['name']}".lstrip(".")
+            if isinstance(raw, dict)
+            else str(raw)
+        )
         return cls(name=name, parsed=parsed, fingerprint=digest)
 
     @classmethod
@@ -105,7 +109,9 @@ class AvroCodec:
         buffer = io.BytesIO()
         buffer.write(SINGLE_OBJECT_MARKER + self.schema.fingerprint)
         try:
-            fastavro.schemaless_writer(buffer, self.schema.parsed, record, strict_allow_default=True)
+            fastavro.schemaless_writer(
+                buffer, self.schema.parsed, record, strict_allow_default=True
+            )
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise EventEncodeError(f"{self.schema.name}: {exc}") from exc
         return buffer.getvalue()

@@ -7,6 +7,7 @@ import faust
 from asyncarch.config import KafkaSettings
 from schemas.topics import TopicSettings
 from stream_processors.config import ProcessorSettings
+from stream_processors.transport import SCHEME
 
 __all__ = ["app", "kafka_settings", "processor_settings", "topic_settings"]
 
@@ -16,7 +17,9 @@ processor_settings = ProcessorSettings()
 
 app = faust.App(
     processor_settings.app_id,
-    broker=f"kafka://{kafka_settings.bootstrap_servers.replace(',', ';kafka://')}",
+    broker=";".join(
+        f"{SCHEME}://{server}" for server in kafka_settings.bootstrap_servers.split(",")
+    ),
     store=processor_settings.store,
     datadir=str(processor_settings.data_dir),
     web_host=processor_settings.web_host,

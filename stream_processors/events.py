@@ -15,20 +15,40 @@ def to_task_event(topics: TopicSettings, topic: str, value: bytes) -> TaskEvent:
     """Decode ``value`` read from ``topic``; raises EventDecodeError."""
     if topic == topics.requests:
         request = codec_for("TaskRequest").decode(value)
-        return TaskEvent(request["task_id"], PENDING, _ms(request["submitted_at"]),
-                         attempt=0, request={**request, "submitted_at": _ms(request["submitted_at"])})
+        return TaskEvent(
+            request["task_id"],
+            PENDING,
+            _ms(request["submitted_at"]),
+            attempt=0,
+            request={**request, "submitted_at": _ms(request["submitted_at"])},
+        )
     if topic == topics.results:
         result = codec_for("TaskResult").decode(value)
-        return TaskEvent(result["task_id"], SUCCESS, _ms(result["completed_at"]),
-                         attempt=result["attempt"], result=_result_view(result))
+        return TaskEvent(
+            result["task_id"],
+            SUCCESS,
+            _ms(result["completed_at"]),
+            attempt=result["attempt"],
+            result=_result_view(result),
+        )
     status = codec_for("TaskStatus").decode(value)
-    return TaskEvent(status["task_id"], status["state"], _ms(status["occurred_at"]),
-                     attempt=status["attempt"], error=status["error"], progress=status["progress"])
+    return TaskEvent(
+        status["task_id"],
+        status["state"],
+        _ms(status["occurred_at"]),
+        attempt=status["attempt"],
+        error=status["error"],
+        progress=status["progress"],
+    )
 
 
 def _result_view(result: dict[str, Any]) -> dict[str, Any]:
-    return {"output": result["output"], "model": result["model"], "worker": result["worker"],
-            "duration_ms": result["duration_ms"]}
+    return {
+        "output": result["output"],
+        "model": result["model"],
+        "worker": result["worker"],
+        "duration_ms": result["duration_ms"],
+    }
 
 
 def _ms(value: Any) -> int:

@@ -46,17 +46,32 @@ def apply(current: dict[str, Any] | None, event: TaskEvent) -> dict[str, Any] | 
 
 
 def _blank(task_id: str) -> dict[str, Any]:
-    return {"task_id": task_id, "state": PENDING, "attempt": 0, "kind": None,
-            "submitted_at": None, "updated_at": None, "callback_url": None,
-            "tenant": None, "progress": None, "result": None, "error": None, "history": []}
+    return {
+        "task_id": task_id,
+        "state": PENDING,
+        "attempt": 0,
+        "kind": None,
+        "submitted_at": None,
+        "updated_at": None,
+        "callback_url": None,
+        "tenant": None,
+        "progress": None,
+        "result": None,
+        "error": None,
+        "history": [],
+    }
 
 
 def _merge_request(state: dict[str, Any], request: dict[str, Any] | None) -> bool:
     """Fill in what only the request knows; it may arrive after a status event."""
     if request is None or state["submitted_at"] is not None:
         return False
-    state.update(kind=request["kind"], submitted_at=request["submitted_at"],
-                 callback_url=request.get("callback_url"), tenant=request.get("tenant"))
+    state.update(
+        kind=request["kind"],
+        submitted_at=request["submitted_at"],
+        callback_url=request.get("callback_url"),
+        tenant=request.get("tenant"),
+    )
     if state["updated_at"] is None:
         state["updated_at"] = request["submitted_at"]
         state["history"] = [{"state": PENDING, "at": request["submitted_at"], "attempt": 0}]
@@ -82,8 +97,12 @@ def _moves_forward(current: dict[str, Any] | None, event: TaskEvent) -> bool:
 
 
 def _enter(state: dict[str, Any], event: TaskEvent) -> None:
-    state.update(state=event.state, attempt=max(event.attempt, state["attempt"]),
-                 updated_at=event.occurred_at, progress=event.progress)
+    state.update(
+        state=event.state,
+        attempt=max(event.attempt, state["attempt"]),
+        updated_at=event.occurred_at,
+        progress=event.progress,
+    )
     if event.result is not None:
         state["result"] = event.result
     if event.error is not None:

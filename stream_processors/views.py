@@ -1,7 +1,7 @@
 """Web views that answer task queries from the table.
 
-``table_route`` forwards a query to the Faust worker that owns the task's
-partition, so any worker answers for any task.
+A query is forwarded (Faust's table routing) to the worker that owns the
+task's partition, so any Faust worker answers for any task.
 """
 
 from __future__ import annotations
@@ -12,23 +12,53 @@ from functools import cache
 
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, TopicPartition
+from faust.exceptions import SameNode
 
 from stream_processors.app import app, kafka_settings, processor_settings, topic_settings
 from stream_processors.tables import applied_request_offsets, task_states
 
 __all__ = ["get_task", "health"]
 
+_routing = {"ready": False, "assigned": False}
+
+
+@app.on_rebalance_complete.connect
+async def _on_rebalance_complete(sender, **kwargs):  # type: ignore[no-untyped-def]
+    _routing["assigned"] = True
+
 
 @app.page("/health/")
 async def health(web, request):  # type: ignore[no-untyped-def]
-    """Whether this worker is up and not rebalancing."""
-    return web.json({"ok": True, "rebalancing": bool(app.rebalancing)})
+    """Ready once partitions are assigned and recovered, and no rebalance is under way."""
+    ready = _routing["assigned"] and not app.rebalancing and not app.in_recovery
+    return web.json(
+        {"ok": True, "ready": ready, "rebalancing": bool(app.rebalancing)},
+        status=200 if ready else 503,
+    )
 
 
 @app.page("/tasks/{task_id}/")
-@app.table_route(table=task_states, match_info="task_id")
 async def get_task(web, request, task_id: str):  # type: ignore[no-untyped-def]
-    """A task's state; waits (bounded) for requests the table has not applied yet."""
+    """A task's state, answered by the worker that owns the task's partition."""
+    await _load_changelog_metadata()
+    try:
+        return await app.router.route_req(task_states.name, task_id, web, request)
+    except SameNode:
+        return await _local_task(web, task_id)
+
+
+async def _load_changelog_metadata() -> None:
+    """Routing maps a key to its partition from producer metadata, which aiokafka
+    only has for topics it has written to; fetch it once before the first query."""
+    if not _routing["ready"]:
+        producer = app.producer._ensure_producer()  # the aiokafka producer
+        await producer.partitions_for(task_states.changelog_topic.get_topic_name())
+        _routing["ready"] = True
+
+
+async def _local_task(web, task_id: str):  # type: ignore[no-untyped-def]
+    """A task's state from this worker's partitions, waiting (bounded) for requests
+    the table has not applied yet."""
     state = task_states.get(task_id)
     if state is None and await _caught_up_with_requests(task_id):
         state = task_states.get(task_id)

@@ -24,9 +24,15 @@ async def apply_task_events(stream):  # type: ignore[no-untyped-def]
         try:
             task_event = to_task_event(topic_settings, message.topic, event.value)
         except EventDecodeError as exc:
-            log.error("undecodable event skipped", extra={
-                "topic": message.topic, "partition": message.partition,
-                "offset": message.offset, "error": str(exc)})
+            log.error(
+                "undecodable event skipped",
+                extra={
+                    "topic": message.topic,
+                    "partition": message.partition,
+                    "offset": message.offset,
+                    "error": str(exc),
+                },
+            )
         else:
             _store(task_event)
         if message.topic == topic_settings.requests:

@@ -25,11 +25,16 @@ async def healthz() -> dict[str, str]:
 async def readyz(publisher: PublisherDep, task_state: TaskStateDep) -> JSONResponse:
     """200 only when Kafka and the stream processor both answer."""
     kafka_ok, processor_ok = await asyncio.gather(
-        asyncio.to_thread(publisher.broker_reachable), task_state.healthy())
+        asyncio.to_thread(publisher.broker_reachable), task_state.healthy()
+    )
     ready = kafka_ok and processor_ok
-    return JSONResponse({"status": "ready" if ready else "not ready",
-                         "checks": {"kafka": kafka_ok, "processor": processor_ok}},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {
+            "status": "ready" if ready else "not ready",
+            "checks": {"kafka": kafka_ok, "processor": processor_ok},
+        },
+        status_code=200 if ready else 503,
+    )
 
 
 @router.get("/metrics")

@@ -1,0 +1,151 @@
+"""The event codec: framing, round trips, schema evolution and bad bytes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+import pytest
+
+from schemas.codec import SCHEMA_DIR, AvroCodec, EventSchema, codec_for, known_writer_schemas
+from schemas.exceptions import EventDecodeError, EventEncodeError
+
+NOW = int(time.time() * 1000)
+EVENTS = {
+    "TaskRequest": {
+        "task_id": "t1",
+        "kind": "similarity",
+        "inputs": {"item_a": "TV", "item_b": "Samsung"},
+        "submitted_at": NOW,
+        "callback_url": None,
+        "tenant": None,
+    },
+    "TaskStatus": {
+        "task_id": "t1",
+        "state": "FAILED",
+        "attempt": 2,
+        "worker": "w1",
+        "progress": 0.5,
+        "error": {"type": "Boom", "message": "it broke"},
+        "occurred_at": NOW,
+    },
+    "TaskResult": {
+        "task_id": "t1",
+        "kind": "embed",
+        "output": {"vectors": [[0.5, -0.25]], "dimensions": 2},
+        "model": {"name": "m", "revision": "r", "device": "cpu"},
+        "attempt": 1,
+        "worker": "w1",
+        "duration_ms": 1.5,
+        "completed_at": NOW,
+    },
+    "DeadLetter": {
+        "source_topic": "t",
+        "source_partition": 0,
+        "source_offset": 7,
+        "key": b"k",
+        "value": b"\x00\x01",
+        "error_type": "E",
+        "error_message": "m",
+        "failed_at": NOW,
+    },
+}
+
+
+def _millis(value) -> int:  # type: ignore[no-untyped-def]
+    return int(value.timestamp() * 1000)
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENTS))
+def test_round_trip(event_type: str) -> None:
+    codec = codec_for(event_type)
+    decoded = codec.decode(codec.encode(EVENTS[event_type]))
+    for key, value in EVENTS[event_type].items():
+        got = decoded[key]
+        assert (_millis(got) if key.endswith("_at") else got) == value
+
+
+def test_single_object_framing_uses_the_spec_fingerprint() -> None:
+    # Avro spec: CRC-64-AVRO of the schema "null" is 0x63dd24e7cc258f8a, framed little-endian.
+    assert EventSchema.from_json("null").fingerprint == (0x63DD24E7CC258F8A).to_bytes(8, "little")  # type: ignore[arg-type]
+    data = codec_for("TaskStatus").encode(EVENTS["TaskStatus"])
+    assert data[:2] == b"\xc3\x01"
+    assert data[2:10] == codec_for("TaskStatus").schema.fingerprint
+
+
+def test_every_field_of_every_schema_is_documented() -> None:
+    def fields(node):  # type: ignore[no-untyped-def]
+        if isinstance(node, dict):
+            if node.get("type") == "record":
+                assert node.get("doc"), node["name"]
+                for field in node["fields"]:
+                    assert field.get("doc"), f"{node['name']}.{field['name']}"
+                    yield field
+                    yield from fields(field["type"])
+            elif node.get("type") in ("array", "map"):
+                yield from fields(node.get("items") or node.get("values"))
+        elif isinstance(node, list):
+            for branch in node:
+                yield from fields(branch)
+
+    for path in SCHEMA_DIR.glob("*.avsc"):
+        raw = json.loads(path.read_text())
+        assert raw["namespace"] == "dev.asyncarch.events"
+        assert list(fields(raw))
+
+
+def _older_request_schema() -> EventSchema:
+    """The TaskRequest as it would have been before callback_url and tenant existed."""
+    raw = json.loads((SCHEMA_DIR / "task_request.avsc").read_text())
+    raw["fields"] = [f for f in raw["fields"] if f["name"] not in ("callback_url", "tenant")]
+    return EventSchema.from_json(raw)
+
+
+def test_new_reader_reads_events_of_an_old_writer() -> None:
+    old = _older_request_schema()
+    event = {k: v for k, v in EVENTS["TaskRequest"].items() if k not in ("callback_url", "tenant")}
+    data = AvroCodec(old).encode(event)
+    new_reader = AvroCodec(codec_for("TaskRequest").schema, (old,))
+    decoded = new_reader.decode(data)
+    assert decoded["inputs"] == {"item_a": "TV", "item_b": "Samsung"}
+    assert decoded["callback_url"] is None and decoded["tenant"] is None
+
+
+def test_old_reader_reads_events_of_a_new_writer() -> None:
+    event = {**EVENTS["TaskRequest"], "callback_url": "https://example.test/hook", "tenant": "k1"}
+    data = codec_for("TaskRequest").encode(event)
+    old_reader = AvroCodec(_older_request_schema(), known_writer_schemas())
+    decoded = old_reader.decode(data)
+    assert decoded["task_id"] == "t1"
+    assert "callback_url" not in decoded
+
+
+def test_old_reader_maps_an_unknown_state_symbol_to_its_default() -> None:
+    raw = json.loads((SCHEMA_DIR / "task_status.avsc").read_text())
+    newer = copy.deepcopy(raw)
+    newer["fields"][1]["type"]["symbols"].append("PAUSED")
+    newer_schema = EventSchema.from_json(newer)
+    data = AvroCodec(newer_schema).encode({**EVENTS["TaskStatus"], "state": "PAUSED"})
+    decoded = AvroCodec(EventSchema.from_json(raw), (newer_schema,)).decode(data)
+    assert decoded["state"] == "PENDING"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"{}", b"\xc3\x01short", b"\xc3\x01" + b"\x00" * 8 + b"x", b"\x00\x00\x00\x00\x01abc"],
+)
+def test_bad_bytes_raise_a_decode_error(data: bytes) -> None:
+    with pytest.raises(EventDecodeError):
+        codec_for("TaskRequest").decode(data)
+
+
+def test_truncated_body_raises_a_decode_error() -> None:
+    data = codec_for("TaskRequest").encode(EVENTS["TaskRequest"])
+    with pytest.raises(EventDecodeError, match="body does not decode"):
+        codec_for("TaskRequest").decode(data[:15])
+
+
+def test_record_missing_a_required_field_raises_an_encode_error() -> None:
+    with pytest.raises(EventEncodeError):
+        codec_for("TaskStatus").encode({"task_id": "t1"})
