@@ -35,7 +35,8 @@ def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 60.0) -> None:
             last_error = exc
         time.sleep(0.3)
     raise BrokerUnavailable(
-        f"no Kafka broker answered at {kafka.bootstrap_servers} within {timeout_s:.0f}s: {last_error}"
+        f"no Kafka broker answered at {kafka.bootstrap_servers} "
+        f"within {timeout_s:.0f}s: {last_error}"
     )
 
 

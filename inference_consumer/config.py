@@ -36,6 +36,11 @@ class WorkerSettings(BaseSettings):
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     max_embed_texts: int = Field(default=64, ge=1)
     group_instance_id: str | None = None
+    max_attempts: int = Field(default=3, ge=1)
+    retry_backoff_ms: int = Field(default=200, ge=0)
+    transaction_timeout_ms: int = Field(default=30_000, ge=1_000)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0)
 
     def resolved_model_dir(self) -> Path:
         """The model directory to load: configured, or the packaged default."""

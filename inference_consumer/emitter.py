@@ -37,12 +37,13 @@ class EventEmitter:
         state: str,
         parent: Message | None = None,
         error: dict[str, str] | None = None,
+        attempt: int = 1,
     ) -> None:
         """Produce a TaskStatus event for a task."""
         event = {
             "task_id": request["task_id"],
             "state": state,
-            "attempt": 1,
+            "attempt": attempt,
             "worker": self.worker_id,
             "progress": None,
             "error": error,
@@ -55,21 +56,24 @@ class EventEmitter:
         request = outcome.request
         if outcome.output is None:
             error = {"type": outcome.error_type or "Error", "message": outcome.error_message or ""}
-            self.status(producer, request, "FAILED", parent, error)
+            self.status(producer, request, "FAILED", parent, error, outcome.attempt)
+            self.dead_letter(producer, parent, error["type"], error["message"])
             return
         event = {
             "task_id": request["task_id"],
             "kind": request["kind"],
             "output": outcome.output,
             "model": asdict(self.model),
-            "attempt": 1,
+            "attempt": outcome.attempt,
             "worker": self.worker_id,
             "duration_ms": outcome.duration_ms,
             "completed_at": _now_ms(),
         }
         self._produce(producer, "TaskResult", self.topics.results, event, parent)
 
-    def dead_letter(self, producer: Producer, message: Message, error: Exception) -> None:
+    def dead_letter(
+        self, producer: Producer, message: Message, error_type: str, error_message: str
+    ) -> None:
         """Send an unprocessable message, unchanged, to the dead-letter topic."""
         event = {
             "source_topic": message.topic(),
@@ -77,8 +81,8 @@ class EventEmitter:
             "source_offset": message.offset(),
             "key": message.key(),
             "value": message.value(),
-            "error_type": type(error).__name__,
-            "error_message": str(error),
+            "error_type": error_type,
+            "error_message": error_message,
             "failed_at": _now_ms(),
         }
         codec = codec_for("DeadLetter")
@@ -90,8 +94,8 @@ class EventEmitter:
             header_value(message.headers(), "traceparent"),
         )
         headers += [
-            ("error-type", type(error).__name__.encode()),
-            ("error-message", str(error)[:1000].encode()),
+            ("error-type", error_type.encode()),
+            ("error-message", error_message[:1000].encode()),
             ("source", f"{message.topic()}/{message.partition()}@{message.offset()}".encode()),
         ]
         producer.produce(

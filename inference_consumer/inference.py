@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -12,8 +14,9 @@ import torch
 from inference_consumer.exceptions import WorkerError
 from inference_consumer.handlers import handler_for
 
-__all__ = ["TaskOutcome", "run_batch"]
+__all__ = ["RetryPolicy", "TaskOutcome", "run_batch", "run_with_retries"]
 
+log = logging.getLogger(__name__)
 Encoder = Callable[[list[str]], torch.Tensor]
 
 
@@ -26,12 +29,27 @@ class TaskOutcome:
     error_type: str | None = None
     error_message: str | None = None
     duration_ms: float = 0.0
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a failing forward pass is tried again, and how long to wait between."""
+
+    max_attempts: int = 3
+    backoff_s: float = 0.2
+    max_backoff_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter before attempt ``attempt + 1``."""
+        return random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
 
 
 def run_batch(requests: Sequence[dict[str, Any]], encode: Encoder) -> list[TaskOutcome]:
     """Embed every task's texts together, then build each task's output.
 
-    A task whose kind or inputs are invalid fails alone; the rest of the batch runs.
+    A task whose kind or inputs are invalid fails alone; the rest of the batch
+    runs. An error of the forward pass itself propagates (it may be transient).
     """
     texts: list[str] = []
     spans: list[tuple[int, int] | WorkerError] = []
@@ -52,6 +70,37 @@ def run_batch(requests: Sequence[dict[str, Any]], encode: Encoder) -> list[TaskO
     ]
 
 
+def run_with_retries(
+    requests: Sequence[dict[str, Any]],
+    encode: Encoder,
+    policy: RetryPolicy,
+    on_retry: Callable[[int, Exception], None],
+) -> list[TaskOutcome]:
+    """``run_batch``, retried with backoff when the forward pass fails.
+
+    ``on_retry(attempt, error)`` runs before each new attempt (the worker
+    publishes RETRYING there). Past the budget every task fails with the error.
+    """
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            return [replace(o, attempt=attempt) for o in run_batch(requests, encode)]
+        except Exception as exc:  # any failure of the model is retried, then reported
+            log.warning("forward pass failed", extra={"attempt": attempt, "error": repr(exc)})
+            if attempt == policy.max_attempts:
+                return [
+                    TaskOutcome(
+                        r,
+                        error_type="InferenceError",
+                        attempt=attempt,
+                        error_message=f"{type(exc).__name__}: {exc}",
+                    )
+                    for r in requests
+                ]
+            on_retry(attempt, exc)
+            time.sleep(policy.delay(attempt))
+    raise AssertionError("unreachable")
+
+
 def _outcome(
     request: dict[str, Any],
     span: tuple[int, int] | WorkerError,
@@ -60,5 +109,8 @@ def _outcome(
 ) -> TaskOutcome:
     if isinstance(span, WorkerError):
         return TaskOutcome(request, error_type=type(span).__name__, error_message=str(span))
-    output = handler_for(request["kind"]).output(request["inputs"], vectors[span[0] : span[1]])
+    try:
+        output = handler_for(request["kind"]).output(request["inputs"], vectors[span[0] : span[1]])
+    except Exception as exc:  # a handler bug fails its task, not the batch
+        return TaskOutcome(request, error_type="HandlerError", error_message=repr(exc))
     return TaskOutcome(request, output=output, duration_ms=duration_ms)

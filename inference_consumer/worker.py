@@ -8,12 +8,17 @@ import signal
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from prometheus_client import start_http_server
 
 from asyncarch.config import KafkaSettings
 from inference_consumer.batcher import collect_batch
 from inference_consumer.config import WorkerSettings
 from inference_consumer.emitter import EventEmitter
-from inference_consumer.inference import run_batch
+from inference_consumer.inference import RetryPolicy, run_with_retries
+from inference_consumer.metrics import (
+    INFERENCE_SECONDS,
+    REBALANCES,
+)
 from inference_consumer.model import SentenceEncoder
 from schemas.codec import codec_for
 from schemas.exceptions import EventDecodeError
@@ -48,6 +53,7 @@ class InferenceWorker:
                 }
             )
         )
+        self.retry_policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_ms / 1000)
         self._revoked: set[tuple[str, int]] = set()
         self._running = True
 
@@ -74,7 +80,12 @@ class InferenceWorker:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self.producer.init_transactions(30)
-        self.consumer.subscribe([self.topics.requests], on_revoke=self._on_revoke)
+        self.consumer.subscribe(
+            [self.topics.requests],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
         log.info(
             "worker consuming",
             extra={"topic": self.topics.requests, "group": self.settings.group_id},
@@ -102,13 +113,19 @@ class InferenceWorker:
         for message, request in decoded:
             self.emitter.status(self.status_producer, request, "RUNNING", message)
         self.status_producer.poll(0)
-        outcomes = run_batch([request for _, request in decoded], self.encoder.encode)
+        with INFERENCE_SECONDS.time():
+            outcomes = run_with_retries(
+                [request for _, request in decoded],
+                self.encoder.encode,
+                self.retry_policy,
+                lambda n, exc: self._retrying(decoded, n, exc),
+            )
         try:
             self.producer.begin_transaction()
             for (message, _), outcome in zip(decoded, outcomes, strict=True):
                 self.emitter.outcome(self.producer, outcome, message)
             for message, error in undecodable:
-                self.emitter.dead_letter(self.producer, message, error)
+                self.emitter.dead_letter(self.producer, message, type(error).__name__, str(error))
             self.producer.send_offsets_to_transaction(
                 _next_offsets(batch), self.consumer.consumer_group_metadata(), 30
             )
@@ -124,6 +141,18 @@ class InferenceWorker:
                 "infer_ms": round(outcomes[0].duration_ms, 1) if outcomes else 0.0,
             },
         )
+
+    def _retrying(
+        self, decoded: list[tuple[Message, dict[str, Any]]], attempt: int, error: Exception
+    ) -> None:
+        """Tell clients the batch failed and is tried again, then that it runs again."""
+        reason = {"type": type(error).__name__, "message": str(error)[:1000]}
+        for message, request in decoded:
+            self.emitter.status(self.status_producer, request, "RETRYING", message, reason, attempt)
+            self.emitter.status(
+                self.status_producer, request, "RUNNING", message, None, attempt + 1
+            )
+        self.status_producer.poll(0)
 
     def _decode(
         self, batch: list[Message]
@@ -163,8 +192,14 @@ class InferenceWorker:
             if (topic, partition) not in self._revoked:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
 
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        REBALANCES.labels(event="assigned").inc()
+        log.info("partitions assigned", extra={"partitions": [tp.partition for tp in partitions]})
+
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        REBALANCES.labels(event="revoked").inc()
         self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+        log.info("partitions revoked", extra={"partitions": [tp.partition for tp in partitions]})
 
 
 def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
@@ -177,6 +212,8 @@ def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
 def main() -> None:
     """Entry point of ``asyncarch worker``."""
     settings = WorkerSettings()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     encoder = SentenceEncoder(
         settings.resolved_model_dir(), settings.model_name, settings.device, settings.torch_threads
     )

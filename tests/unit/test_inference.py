@@ -7,7 +7,7 @@ import torch
 
 from inference_consumer.exceptions import UnknownTaskKind
 from inference_consumer.handlers import handler_for, registered_kinds
-from inference_consumer.inference import run_batch
+from inference_consumer.inference import RetryPolicy, run_batch, run_with_retries
 
 
 class CountingEncoder:
@@ -64,3 +64,53 @@ def test_an_all_invalid_batch_runs_no_forward_pass() -> None:
     encoder = CountingEncoder()
     outcomes = run_batch([{"task_id": "bad", "kind": "nope", "inputs": {}}], encoder)
     assert encoder.calls == [] and outcomes[0].error_type == "UnknownTaskKind"
+
+
+class FlakyEncoder(CountingEncoder):
+    """Fails its first ``failures`` forward passes."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("CUDA out of memory")
+        return super().__call__(texts)
+
+
+REQUESTS = [{"task_id": "a", "kind": "similarity", "inputs": {"item_a": "x", "item_b": "y"}}]
+
+
+def test_a_failing_forward_pass_is_retried_then_succeeds() -> None:
+    retries: list[int] = []
+    outcomes = run_with_retries(
+        REQUESTS,
+        FlakyEncoder(2),
+        RetryPolicy(3, 0.001),
+        lambda attempt, _exc: retries.append(attempt),
+    )
+    assert retries == [1, 2]
+    assert outcomes[0].output is not None and outcomes[0].attempt == 3
+
+
+def test_past_the_budget_every_task_fails_with_the_error() -> None:
+    retries: list[int] = []
+    outcomes = run_with_retries(
+        REQUESTS,
+        FlakyEncoder(5),
+        RetryPolicy(2, 0.001),
+        lambda attempt, _exc: retries.append(attempt),
+    )
+    assert retries == [1]
+    assert outcomes[0].output is None
+    assert outcomes[0].error_type == "InferenceError"
+    assert "CUDA out of memory" in (outcomes[0].error_message or "")
+    assert outcomes[0].attempt == 2
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    policy = RetryPolicy(10, backoff_s=0.1, max_backoff_s=0.5)
+    assert all(0 <= policy.delay(1) <= 0.1 for _ in range(50))
+    assert all(0 <= policy.delay(8) <= 0.5 for _ in range(50))

@@ -1,0 +1,40 @@
+"""Prometheus metrics of a worker, served on ``WORKER_METRICS_PORT`` (0: off)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = ["BATCH_SIZE", "INFERENCE_SECONDS", "REBALANCES", "TASKS", "record_consumer_lag"]
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = Histogram(
+    "asyncarch_worker_batch_size",
+    "Requests per forward pass",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+INFERENCE_SECONDS = Histogram(
+    "asyncarch_worker_inference_seconds", "Wall time of one batch's forward pass"
+)
+TASKS = Counter("asyncarch_worker_tasks_total", "Tasks finished, by outcome", ["outcome"])
+REBALANCES = Counter("asyncarch_worker_rebalances_total", "Partition assignment changes", ["event"])
+CONSUMER_LAG = Gauge(
+    "asyncarch_worker_consumer_lag", "Messages behind the high watermark", ["partition"]
+)
+
+
+def record_consumer_lag(stats_json: str) -> None:
+    """librdkafka ``stats_cb``: export the lag of each assigned partition."""
+    try:
+        stats = json.loads(stats_json)
+    except ValueError:
+        log.warning("unreadable librdkafka statistics")
+        return
+    for topic in stats.get("topics", {}).values():
+        for partition, values in topic.get("partitions", {}).items():
+            lag = values.get("consumer_lag", -1)
+            if partition != "-1" and lag >= 0:
+                CONSUMER_LAG.labels(partition=partition).set(lag)
