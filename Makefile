@@ -22,7 +22,7 @@ run: install ## Start Kafka (local, KRaft) and every service; Ctrl-C stops all
 	$(BIN)/asyncarch up
 
 test: install ## Run every test: unit, then integration against a real broker the tests start
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest
 
 unit: install ## Unit tests only (no broker)
 	$(BIN)/python -m pytest tests/unit
