@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from asyncarch.blobstore import BlobStore
 from inference_consumer.exceptions import WorkerError
 from inference_consumer.handlers import handler_for
 
@@ -45,7 +46,9 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
 
 
-def run_batch(requests: Sequence[dict[str, Any]], encode: Encoder) -> list[TaskOutcome]:
+def run_batch(
+    requests: Sequence[dict[str, Any]], encode: Encoder, store: BlobStore | None = None
+) -> list[TaskOutcome]:
     """Embed every task's texts together, then build each task's output.
 
     A task whose kind or inputs are invalid fails alone; the rest of the batch
@@ -53,20 +56,26 @@ def run_batch(requests: Sequence[dict[str, Any]], encode: Encoder) -> list[TaskO
     """
     texts: list[str] = []
     spans: list[tuple[int, int] | WorkerError] = []
+    prepared = []
     for request in requests:
+        ready = request
         try:
-            own = handler_for(request["kind"]).texts(request["inputs"])
+            handler = handler_for(request["kind"])
+            ready = {**request, "inputs": handler.prepare(request["inputs"], store)}
+            own = handler.texts(ready["inputs"])
         except WorkerError as exc:
-            spans.append(exc)
-            continue
-        spans.append((len(texts), len(texts) + len(own)))
+            own, span = [], exc
+        else:
+            span = (len(texts), len(texts) + len(own))
+        prepared.append(ready)
+        spans.append(span)
         texts.extend(own)
     started = time.perf_counter()
     vectors = encode(texts) if texts else torch.empty(0)
     duration_ms = (time.perf_counter() - started) * 1000
     return [
         _outcome(request, span, vectors, duration_ms)
-        for request, span in zip(requests, spans, strict=True)
+        for request, span in zip(prepared, spans, strict=True)
     ]
 
 
@@ -75,6 +84,7 @@ def run_with_retries(
     encode: Encoder,
     policy: RetryPolicy,
     on_retry: Callable[[int, Exception], None],
+    store: BlobStore | None = None,
 ) -> list[TaskOutcome]:
     """``run_batch``, retried with backoff when the forward pass fails.
 
@@ -83,7 +93,7 @@ def run_with_retries(
     """
     for attempt in range(1, policy.max_attempts + 1):
         try:
-            return [replace(o, attempt=attempt) for o in run_batch(requests, encode)]
+            return [replace(o, attempt=attempt) for o in run_batch(requests, encode, store)]
         except Exception as exc:  # any failure of the model is retried, then reported
             log.warning("forward pass failed", extra={"attempt": attempt, "error": repr(exc)})
             if attempt == policy.max_attempts:

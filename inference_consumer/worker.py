@@ -10,14 +10,18 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import start_http_server
 
+from asyncarch.blobstore import BlobStore, open_store
 from asyncarch.config import KafkaSettings
 from inference_consumer.batcher import collect_batch
 from inference_consumer.config import WorkerSettings
 from inference_consumer.emitter import EventEmitter
-from inference_consumer.inference import RetryPolicy, run_with_retries
+from inference_consumer.inference import RetryPolicy, TaskOutcome, run_with_retries
 from inference_consumer.metrics import (
+    BATCH_SIZE,
     INFERENCE_SECONDS,
     REBALANCES,
+    TASKS,
+    record_consumer_lag,
 )
 from inference_consumer.model import SentenceEncoder
 from schemas.codec import codec_for
@@ -38,6 +42,7 @@ class InferenceWorker:
         topics: TopicSettings,
         settings: WorkerSettings,
         encoder: SentenceEncoder,
+        store: BlobStore | None = None,
     ) -> None:
         self.settings = settings
         self.topics = topics
@@ -45,14 +50,16 @@ class InferenceWorker:
         self.emitter = EventEmitter(topics, settings.worker_id, encoder.identity)
         self.consumer = Consumer(kafka.librdkafka(**self._consumer_config()))
         self.status_producer = Producer(kafka.producer(**{"client.id": settings.worker_id}))
-        self.producer = Producer(
-            kafka.producer(
-                **{
-                    "transactional.id": f"{settings.group_id}-{settings.worker_id}",
-                    "client.id": settings.worker_id,
-                }
-            )
-        )
+        # A restarted worker with the same worker_id fences and aborts its
+        # predecessor's open transaction at once; a new id relies on KIP-447
+        # group fencing, and on transaction.timeout.ms for the abort.
+        transactional = {
+            "transactional.id": f"{settings.group_id}-{settings.worker_id}",
+            "transaction.timeout.ms": settings.transaction_timeout_ms,
+            "client.id": settings.worker_id,
+        }
+        self.producer = Producer(kafka.producer(**transactional))
+        self.store = store
         self.retry_policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_ms / 1000)
         self._revoked: set[tuple[str, int]] = set()
         self._running = True
@@ -66,6 +73,8 @@ class InferenceWorker:
             "partition.assignment.strategy": "cooperative-sticky",
             "max.poll.interval.ms": self.settings.max_poll_interval_ms,
             "client.id": self.settings.worker_id,
+            "statistics.interval.ms": 5000,
+            "stats_cb": record_consumer_lag,
         }
         if self.settings.group_instance_id:
             config["group.instance.id"] = self.settings.group_instance_id
@@ -110,16 +119,7 @@ class InferenceWorker:
     def process(self, batch: list[Message]) -> None:
         """Infer a batch and commit its outputs with its offsets, or rewind on abort."""
         decoded, undecodable = self._decode(batch)
-        for message, request in decoded:
-            self.emitter.status(self.status_producer, request, "RUNNING", message)
-        self.status_producer.poll(0)
-        with INFERENCE_SECONDS.time():
-            outcomes = run_with_retries(
-                [request for _, request in decoded],
-                self.encoder.encode,
-                self.retry_policy,
-                lambda n, exc: self._retrying(decoded, n, exc),
-            )
+        outcomes = self._infer(decoded)
         try:
             self.producer.begin_transaction()
             for (message, _), outcome in zip(decoded, outcomes, strict=True):
@@ -133,14 +133,21 @@ class InferenceWorker:
         except KafkaException as exc:
             self._abort(batch, exc)
             return
-        log.info(
-            "batch committed",
-            extra={
-                "size": len(batch),
-                "failed": len(undecodable),
-                "infer_ms": round(outcomes[0].duration_ms, 1) if outcomes else 0.0,
-            },
-        )
+        _record(batch, outcomes, undecodable)
+
+    def _infer(self, decoded: list[tuple[Message, dict[str, Any]]]) -> list[TaskOutcome]:
+        """Publish RUNNING, then run the batch with retries."""
+        for message, request in decoded:
+            self.emitter.status(self.status_producer, request, "RUNNING", message)
+        self.status_producer.poll(0)
+        with INFERENCE_SECONDS.time():
+            return run_with_retries(
+                [request for _, request in decoded],
+                self.encoder.encode,
+                self.retry_policy,
+                lambda n, exc: self._retrying(decoded, n, exc),
+                self.store,
+            )
 
     def _retrying(
         self, decoded: list[tuple[Message, dict[str, Any]]], attempt: int, error: Exception
@@ -202,6 +209,25 @@ class InferenceWorker:
         log.info("partitions revoked", extra={"partitions": [tp.partition for tp in partitions]})
 
 
+def _record(
+    batch: list[Message], outcomes: list[TaskOutcome], undecodable: list[tuple[Message, Exception]]
+) -> None:
+    BATCH_SIZE.observe(len(batch))
+    failed = sum(outcome.output is None for outcome in outcomes)
+    TASKS.labels(outcome="success").inc(len(outcomes) - failed)
+    TASKS.labels(outcome="failed").inc(failed)
+    TASKS.labels(outcome="dead_letter").inc(len(undecodable) + failed)
+    log.info(
+        "batch committed",
+        extra={
+            "size": len(batch),
+            "failed": failed,
+            "undecodable": len(undecodable),
+            "infer_ms": round(outcomes[0].duration_ms, 1) if outcomes else 0.0,
+        },
+    )
+
+
 def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
     last: dict[tuple[str, int], int] = {}
     for message in batch:
@@ -217,4 +243,4 @@ def main() -> None:
     encoder = SentenceEncoder(
         settings.resolved_model_dir(), settings.model_name, settings.device, settings.torch_threads
     )
-    InferenceWorker(KafkaSettings(), TopicSettings(), settings, encoder).run()
+    InferenceWorker(KafkaSettings(), TopicSettings(), settings, encoder, open_store()).run()

@@ -2,7 +2,14 @@
 
 from asyncarch.exceptions import AsyncarchError
 
-__all__ = ["ApiError", "BrokerUnavailable", "ProcessorUnavailable", "TaskNotFound"]
+__all__ = [
+    "ApiError",
+    "BrokerUnavailable",
+    "PayloadTooLarge",
+    "ProcessorUnavailable",
+    "TaskNotFound",
+    "UnsupportedDocument",
+]
 
 
 class ApiError(AsyncarchError):
@@ -31,3 +38,17 @@ class TaskNotFound(ApiError):
 
     status = 404
     title = "Task not found"
+
+
+class PayloadTooLarge(ApiError):
+    """An uploaded document is over the configured size limit."""
+
+    status = 413
+    title = "Document too large"
+
+
+class UnsupportedDocument(ApiError):
+    """An uploaded document is not a txt, md or pdf file by its content."""
+
+    status = 415
+    title = "Unsupported document type"

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
+from asyncarch.blobstore import open_store
 from asyncarch.config import KafkaSettings
 from asyncarch.logs import configure_logging
 from producer_api.api.routes import health, tasks
 from producer_api.core.config import ApiSettings
 from producer_api.errors import install_error_handlers
+from producer_api.models import TASK_SCHEMA_DEFS
 from producer_api.publisher import TaskPublisher
 from producer_api.task_state import TaskStateClient
 from schemas.topics import TopicSettings
@@ -35,6 +38,7 @@ def create_app(
             kafka or KafkaSettings(), topics or TopicSettings(), settings.publish_timeout_s
         )
         app.state.task_state = TaskStateClient(settings.processor_url, settings.query_timeout_s)
+        app.state.blob_store = open_store()
         try:
             yield
         finally:
@@ -48,9 +52,22 @@ def create_app(
         description="Asynchronous ML inference on Apache Kafka",
     )
     install_error_handlers(app)
+    _document_task_schemas(app)
     app.include_router(tasks.router)
     app.include_router(health.router)
     return app
+
+
+def _document_task_schemas(app: FastAPI) -> None:
+    """POST /v1/tasks reads its body itself (JSON or multipart); publish its schemas."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = generate()
+        spec.setdefault("components", {}).setdefault("schemas", {}).update(TASK_SCHEMA_DEFS)
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
-__all__ = ["TASK_KINDS", "TaskAccepted", "TaskCreate", "TaskResultView", "TaskStatusView"]
+__all__ = [
+    "TASK_KINDS",
+    "TASK_REQUEST_BODY",
+    "DocumentSearchForm",
+    "TaskAccepted",
+    "TaskCreate",
+    "TaskResultView",
+    "TaskStatusView",
+]
 
 MAX_TEXT_CHARS = 10_000
 MAX_EMBED_TEXTS = 64
@@ -50,6 +58,17 @@ class EmbedTask(_TaskBase):
 
     kind: Literal["embed"]
     inputs: EmbedInputs
+
+
+class DocumentSearchForm(_TaskBase):
+    """Multipart fields of a document-search submission (the document is the ``file`` part)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["document-search"] = "document-search"
+    query: Text
+    top_k: int = Field(default=5, ge=1, le=50)
+    file: str = Field(description="The uploaded document: .txt, .md or .pdf")
 
 
 TaskCreate = Annotated[SimilarityTask | EmbedTask, Field(discriminator="kind")]
@@ -101,3 +120,31 @@ class TaskResultView(BaseModel):
     output: dict[str, Any] | None
     model: dict[str, Any] | None
     error: TaskError | None
+
+
+# The JSON body's schema, with its definitions moved to the OpenAPI components.
+_TASK_SCHEMA = TypeAdapter(TaskCreate).json_schema(ref_template="#/components/schemas/{model}")
+TASK_SCHEMA_DEFS: dict[str, Any] = _TASK_SCHEMA.pop("$defs")
+
+TASK_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": _TASK_SCHEMA},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["query", "file"],
+                "properties": {
+                    "query": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS},
+                    "top_k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
+                    "callback_url": {"type": "string", "format": "uri"},
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "A .txt, .md or .pdf document",
+                    },
+                },
+            }
+        },
+    },
+}

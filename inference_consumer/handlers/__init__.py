@@ -1,7 +1,8 @@
 """Task kinds: a registry maps each kind to its handler, one module per kind.
 
-A handler is pure: it names the texts a task needs embedded, then builds the
-task's output from their vectors. The batcher embeds the texts of every task
+A handler prepares a task's inputs (the only step that may do I/O, such as
+reading an uploaded document), names the texts the task needs embedded, then
+builds the task's output from their vectors. The batcher embeds the texts of every task
 in a batch in one forward pass, so adding a kind is one module here.
 """
 
@@ -11,15 +12,20 @@ from typing import Any, Protocol
 
 import torch
 
+from asyncarch.blobstore import BlobStore
 from inference_consumer.exceptions import UnknownTaskKind
 
-__all__ = ["TaskHandler", "handler_for", "register", "registered_kinds"]
+__all__ = ["InlineInputs", "TaskHandler", "handler_for", "register", "registered_kinds"]
 
 
 class TaskHandler(Protocol):
     """What the batcher needs from a task kind."""
 
     kind: str
+
+    def prepare(self, inputs: dict[str, Any], store: BlobStore | None) -> dict[str, Any]:
+        """Inputs made ready for ``texts`` (may read a document); raises WorkerError."""
+        ...
 
     def texts(self, inputs: dict[str, Any]) -> list[str]:
         """The texts to embed for this task; raises InvalidTaskInputs."""
@@ -28,6 +34,14 @@ class TaskHandler(Protocol):
     def output(self, inputs: dict[str, Any], vectors: torch.Tensor) -> dict[str, Any]:
         """The task's output record, given one vector per text from ``texts``."""
         ...
+
+
+class InlineInputs:
+    """Base of handlers whose inputs arrive complete in the request."""
+
+    def prepare(self, inputs: dict[str, Any], store: BlobStore | None) -> dict[str, Any]:
+        """Inputs need no preparation."""
+        return inputs
 
 
 _REGISTRY: dict[str, TaskHandler] = {}
@@ -52,4 +66,4 @@ def registered_kinds() -> list[str]:
     return sorted(_REGISTRY)
 
 
-from inference_consumer.handlers import embed, similarity  # noqa: E402,F401  (registration)
+from inference_consumer.handlers import document_search, embed, similarity  # noqa: E402,F401  (registration)

@@ -7,12 +7,12 @@ from typing import Any
 import torch
 
 from inference_consumer.exceptions import InvalidTaskInputs
-from inference_consumer.handlers import register
+from inference_consumer.handlers import InlineInputs, register
 
 __all__ = ["EmbedHandler"]
 
 
-class EmbedHandler:
+class EmbedHandler(InlineInputs):
     """Embeds a list of texts."""
 
     kind = "embed"

@@ -7,12 +7,12 @@ from typing import Any
 import torch
 
 from inference_consumer.exceptions import InvalidTaskInputs
-from inference_consumer.handlers import register
+from inference_consumer.handlers import InlineInputs, register
 
 __all__ = ["SimilarityHandler"]
 
 
-class SimilarityHandler:
+class SimilarityHandler(InlineInputs):
     """The seed's item_a / item_b task."""
 
     kind = "similarity"

@@ -19,8 +19,7 @@ class ApiSettings(BaseSettings):
     processor_url: str = "http://127.0.0.1:6066"
     publish_timeout_s: float = Field(default=5.0, gt=0)
     query_timeout_s: float = Field(default=10.0, gt=0)
-    max_text_chars: int = Field(default=10_000, ge=1)
-    max_embed_texts: int = Field(default=64, ge=1)
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
 
     @property
     def base_url(self) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from asyncarch.blobstore import BlobSettings, BlobStore, open_store
 from asyncarch.config import KafkaSettings
 from asyncarch.kafka_admin import ensure_topics
 from asyncarch.local_kafka import LocalKafka
@@ -25,6 +26,7 @@ from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
 
 TEST_PARTITIONS = 3
+UPLOAD_LIMIT = 256 * 1024
 
 
 def free_port() -> int:
@@ -67,6 +69,11 @@ class Pipeline:
     topics: TopicSettings
     services: ServiceGroup
     log_dir: Path
+    blob_url: str
+
+    def blob_store(self) -> BlobStore:
+        """The document store the services share."""
+        return open_store(BlobSettings(url=self.blob_url))
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30)
@@ -125,11 +132,15 @@ def pipeline(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> 
         API_PROCESSOR_URL=f"http://127.0.0.1:{web_port}",
         PROCESSOR_WEB_PORT=str(web_port),
         PROCESSOR_DATA_DIR=str(log_dir / "processor-data"),
+        BLOB_URL=(log_dir / "blobs").as_uri(),
+        API_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT),
     )
     services = ServiceGroup(env=env, log_dir=log_dir)
     for name in ("processor", "worker", "api"):
         services.start(name)
-    result = Pipeline(f"http://127.0.0.1:{api_port}", kafka, topics, services, log_dir)
+    result = Pipeline(
+        f"http://127.0.0.1:{api_port}", kafka, topics, services, log_dir, env["BLOB_URL"]
+    )
     try:
         wait_ready(result.base_url, services)
     except AssertionError as exc:

@@ -114,3 +114,52 @@ def test_backoff_grows_and_is_capped() -> None:
     policy = RetryPolicy(10, backoff_s=0.1, max_backoff_s=0.5)
     assert all(0 <= policy.delay(1) <= 0.1 for _ in range(50))
     assert all(0 <= policy.delay(8) <= 0.5 for _ in range(50))
+
+
+def test_document_search_ranks_passages_of_the_stored_document(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from asyncarch.blobstore import LocalBlobStore
+
+    store = LocalBlobStore(tmp_path)
+    text = ("aaaa aaaa aaaa. " * 3) + ("bbbb cccc. " * 3)
+    ref = store.put([text.encode()])
+    request = {
+        "task_id": "d",
+        "kind": "document-search",
+        "inputs": {
+            "query": "aaaa",
+            "document_uri": ref.uri,
+            "document_size": ref.size,
+            "document_sha256": ref.sha256,
+            "content_type": "text/plain",
+            "top_k": 2,
+        },
+    }
+    encoder = CountingEncoder()
+    [outcome] = run_batch([request], encoder, store)
+    passages = outcome.output["passages"]
+    assert 1 <= len(passages) <= 2
+    assert passages == sorted(passages, key=lambda p: -p["score"])
+    assert all(text[p["start"] : p["end"]].strip().startswith(p["text"][:4]) for p in passages)
+
+
+def test_document_search_with_a_tampered_document_fails_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from asyncarch.blobstore import LocalBlobStore
+
+    store = LocalBlobStore(tmp_path)
+    ref = store.put([b"original text"])
+    (tmp_path / ref.uri.rsplit("/", 1)[1]).write_bytes(b"tampered text")
+    request = {
+        "task_id": "d",
+        "kind": "document-search",
+        "inputs": {
+            "query": "q",
+            "document_uri": ref.uri,
+            "document_size": ref.size,
+            "document_sha256": ref.sha256,
+            "content_type": "text/plain",
+            "top_k": 2,
+        },
+    }
+    [outcome] = run_batch([request], CountingEncoder(), store)
+    assert outcome.error_type == "InvalidTaskInputs"
+    assert "does not match" in (outcome.error_message or "")

@@ -3,63 +3,52 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
-from producer_api.api.deps import PublisherDep, SettingsDep, TaskStateDep
+from producer_api.api.deps import BlobStoreDep, PublisherDep, SettingsDep, TaskStateDep
 from producer_api.exceptions import TaskNotFound
-from producer_api.metrics import TASKS_SUBMITTED
 from producer_api.models import (
+    TASK_REQUEST_BODY,
     TaskAccepted,
-    TaskCreate,
-    TaskLinks,
     TaskResultView,
     TaskStatusView,
 )
+from producer_api.submission import accept_task, parse_json_task, submit_document_task
 
 __all__ = ["router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 TaskId = Annotated[str, Path(description="Task id returned by POST /v1/tasks", max_length=64)]
-PROBLEM = {"content": {"application/problem+json": {}}}
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TaskAccepted,
-    responses={422: PROBLEM, 503: PROBLEM},
+    responses={413: PROBLEM, 415: PROBLEM, 422: PROBLEM, 503: PROBLEM},
+    openapi_extra={"requestBody": TASK_REQUEST_BODY},
 )
 async def submit_task(
-    task: Annotated[TaskCreate, Body()],
+    request: Request,
     publisher: PublisherDep,
     settings: SettingsDep,
+    store: BlobStoreDep,
     response: Response,
 ) -> TaskAccepted:
-    """Accept a task: answers 202 once Kafka has acknowledged the request event."""
-    task_id = str(uuid.uuid4())
-    partition, offset = await publisher.publish_request(
-        {
-            "task_id": task_id,
-            "kind": task.kind,
-            "inputs": task.inputs.model_dump(),
-            "submitted_at": int(time.time() * 1000),
-            "callback_url": str(task.callback_url) if task.callback_url else None,
-            "tenant": None,
-        }
-    )
-    TASKS_SUBMITTED.labels(kind=task.kind).inc()
-    log.info(
-        "task accepted",
-        extra={"task_id": task_id, "kind": task.kind, "partition": partition, "offset": offset},
-    )
-    links = TaskLinks(self=f"/v1/tasks/{task_id}", result=f"/v1/tasks/{task_id}/result")
-    response.headers["Location"] = links.self
-    return TaskAccepted(task_id=task_id, status="PENDING", links=links)
+    """Accept a task (JSON, or multipart with a document) once Kafka acknowledged it."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        accepted = await submit_document_task(request, publisher, store, settings.max_upload_bytes)
+    else:
+        task = parse_json_task(await request.body())
+        callback = str(task.callback_url) if task.callback_url else None
+        accepted = await accept_task(publisher, task.kind, task.inputs.model_dump(), callback)
+    response.headers["Location"] = accepted.links.self
+    return accepted
 
 
 @router.get("/{task_id}", response_model=TaskStatusView, responses={404: PROBLEM, 503: PROBLEM})
