@@ -13,6 +13,7 @@ from prometheus_client import start_http_server
 from asyncarch.blobstore import BlobStore, open_store
 from asyncarch.config import KafkaSettings
 from inference_consumer.batcher import collect_batch
+from inference_consumer.cancellations import CancellationWatcher
 from inference_consumer.config import WorkerSettings
 from inference_consumer.emitter import EventEmitter
 from inference_consumer.inference import RetryPolicy, TaskOutcome, run_with_retries
@@ -60,6 +61,8 @@ class InferenceWorker:
         }
         self.producer = Producer(kafka.producer(**transactional))
         self.store = store
+        self.cancellations = CancellationWatcher(kafka, topics.cancellations)
+        self._owned: set[int] = set()
         self.retry_policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_ms / 1000)
         self._revoked: set[tuple[str, int]] = set()
         self._running = True
@@ -114,11 +117,13 @@ class InferenceWorker:
         finally:
             self.status_producer.flush(10)
             self.consumer.close()
+            self.cancellations.close()
             log.info("worker stopped")
 
     def process(self, batch: list[Message]) -> None:
         """Infer a batch and commit its outputs with its offsets, or rewind on abort."""
         decoded, undecodable = self._decode(batch)
+        decoded = self._without_cancelled(decoded)
         outcomes = self._infer(decoded)
         try:
             self.producer.begin_transaction()
@@ -134,6 +139,17 @@ class InferenceWorker:
             self._abort(batch, exc)
             return
         _record(batch, outcomes, undecodable)
+
+    def _without_cancelled(
+        self, decoded: list[tuple[Message, dict[str, Any]]]
+    ) -> list[tuple[Message, dict[str, Any]]]:
+        """Drop tasks cancelled before this batch; their offsets are still committed."""
+        cancelled = self.cancellations.catch_up()
+        for _, request in decoded:
+            if request["task_id"] in cancelled:
+                TASKS.labels(outcome="cancelled").inc()
+                log.info("cancelled task skipped", extra={"task_id": request["task_id"]})
+        return [(m, r) for m, r in decoded if r["task_id"] not in cancelled]
 
     def _infer(self, decoded: list[tuple[Message, dict[str, Any]]]) -> list[TaskOutcome]:
         """Publish RUNNING, then run the batch with retries."""
@@ -201,10 +217,14 @@ class InferenceWorker:
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         REBALANCES.labels(event="assigned").inc()
+        self._owned |= {tp.partition for tp in partitions}
+        self.cancellations.follow(self._owned)
         log.info("partitions assigned", extra={"partitions": [tp.partition for tp in partitions]})
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         REBALANCES.labels(event="revoked").inc()
+        self._owned -= {tp.partition for tp in partitions}
+        self.cancellations.follow(self._owned)
         self._revoked.update((tp.topic, tp.partition) for tp in partitions)
         log.info("partitions revoked", extra={"partitions": [tp.partition for tp in partitions]})
 

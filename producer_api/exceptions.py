@@ -7,6 +7,7 @@ __all__ = [
     "BrokerUnavailable",
     "PayloadTooLarge",
     "ProcessorUnavailable",
+    "TaskAlreadyFinished",
     "TaskNotFound",
     "UnsupportedDocument",
 ]
@@ -52,3 +53,10 @@ class UnsupportedDocument(ApiError):
 
     status = 415
     title = "Unsupported document type"
+
+
+class TaskAlreadyFinished(ApiError):
+    """The task reached a terminal state; it can no longer be cancelled."""
+
+    status = 409
+    title = "Task already finished"

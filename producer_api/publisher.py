@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -37,30 +38,45 @@ class TaskPublisher:
 
     async def publish_request(self, request: dict[str, Any]) -> tuple[int, int]:
         """Write a TaskRequest; returns (partition, offset). Raises BrokerUnavailable."""
-        codec = codec_for("TaskRequest")
+        return await self._publish(self.topics.requests, "TaskRequest", request)
+
+    async def publish_cancellation(self, task_id: str) -> tuple[int, int]:
+        """Write a CANCELLED TaskStatus to the cancellations topic."""
+        event = {
+            "task_id": task_id,
+            "state": "CANCELLED",
+            "attempt": 0,
+            "worker": "",
+            "progress": None,
+            "error": None,
+            "occurred_at": int(time.time() * 1000),
+        }
+        return await self._publish(self.topics.cancellations, "TaskStatus", event)
+
+    async def _publish(self, topic: str, event_type: str, event: dict[str, Any]) -> tuple[int, int]:
+        codec = codec_for(event_type)
         loop = asyncio.get_running_loop()
         acked: asyncio.Future[Message] = loop.create_future()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             loop.call_soon_threadsafe(_settle, acked, error, message)
 
+        task_id = event["task_id"]
         try:
             self._producer.produce(
-                self.topics.requests,
-                key=request["task_id"].encode(),
-                value=codec.encode(request),
-                headers=event_headers(
-                    codec.schema, request["task_id"], "producer_api", new_traceparent()
-                ),
+                topic,
+                key=task_id.encode(),
+                value=codec.encode(event),
+                headers=event_headers(codec.schema, task_id, "producer_api", new_traceparent()),
                 on_delivery=on_delivery,
             )
         except (BufferError, KafkaException) as exc:
-            raise BrokerUnavailable(f"could not queue the task for Kafka: {exc}") from exc
+            raise BrokerUnavailable(f"could not queue the event for Kafka: {exc}") from exc
         try:
             message = await asyncio.wait_for(acked, self.timeout_s + 1)
         except TimeoutError as exc:
-            raise BrokerUnavailable("Kafka did not acknowledge the task in time") from exc
-        return message.partition(), message.offset()
+            raise BrokerUnavailable("Kafka did not acknowledge the event in time") from exc
+        return message.partition() or 0, message.offset() or 0
 
     def broker_reachable(self, timeout_s: float = 2.0) -> bool:
         """Whether a broker answers a metadata request now."""

@@ -53,6 +53,11 @@ class TopicSettings(BaseSettings):
         return f"{self.prefix}.tasks.dead-letters"
 
     @property
+    def cancellations(self) -> str:
+        """Cancel requests (TaskStatus CANCELLED), read by workers and the table."""
+        return f"{self.prefix}.tasks.cancellations"
+
+    @property
     def task_state(self) -> str:
         """Public compacted topic: the latest state of every task."""
         return f"{self.prefix}.tasks.state"
@@ -69,6 +74,9 @@ class TopicSettings(BaseSettings):
                 self.dead_letters,
                 self.partitions,
                 {"cleanup.policy": "delete", "retention.ms": str(self.dead_letter_retention_ms)},
+            ),
+            TopicSpec(
+                self.cancellations, self.partitions, {**timed, "cleanup.policy": "compact,delete"}
             ),
             TopicSpec(self.task_state, self.partitions, {"cleanup.policy": "compact"}),
         )

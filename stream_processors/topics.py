@@ -6,12 +6,13 @@ from stream_processors.app import app, topic_settings
 
 __all__ = ["task_events_topic"]
 
-# Requests, status and results share keys and partition counts, so one agent
-# consuming all three sees every event of a task on the same partition number.
+# Requests, status, results and cancellations share keys and partition counts,
+# so one agent consuming them sees every event of a task on one partition number.
 task_events_topic = app.topic(
     topic_settings.requests,
     topic_settings.status,
     topic_settings.results,
+    topic_settings.cancellations,
     key_type=bytes,
     value_type=bytes,
     partitions=topic_settings.partitions,

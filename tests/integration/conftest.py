@@ -116,13 +116,13 @@ def wait_ready(url: str, services: ServiceGroup, timeout_s: float = 120.0) -> No
     raise AssertionError(f"pipeline not ready within {timeout_s}s")
 
 
-@pytest.fixture(scope="module")
-def pipeline(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """API, one worker and one Faust processor on fresh topics, shared by a module's tests."""
+def launch_pipeline(
+    kafka: KafkaSettings, log_dir: Path, names: tuple[str, ...] = ("processor", "worker", "api")
+) -> Pipeline:
+    """Start the named services on a fresh topic set; the API must become ready."""
     tag = uuid.uuid4().hex[:10]
     topics = TopicSettings(prefix=f"p-{tag}", partitions=TEST_PARTITIONS)
     ensure_topics(kafka, topics)
-    log_dir = tmp_path_factory.mktemp(f"logs-{tag}")
     api_port, web_port = free_port(), free_port()
     env = service_env(
         kafka,
@@ -136,7 +136,7 @@ def pipeline(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> 
         API_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT),
     )
     services = ServiceGroup(env=env, log_dir=log_dir)
-    for name in ("processor", "worker", "api"):
+    for name in names:
         services.start(name)
     result = Pipeline(
         f"http://127.0.0.1:{api_port}", kafka, topics, services, log_dir, env["BLOB_URL"]
@@ -146,8 +146,15 @@ def pipeline(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> 
     except AssertionError as exc:
         services.stop()
         raise AssertionError(f"{exc}\n{result.logs()}") from exc
+    return result
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """API, one worker and one Faust processor on fresh topics, shared by a module's tests."""
+    result = launch_pipeline(kafka, tmp_path_factory.mktemp("pipeline"))
     yield result
-    services.stop()
+    result.services.stop()
 
 
 def wait_for_state(

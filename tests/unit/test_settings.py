@@ -44,6 +44,7 @@ def test_topic_names_come_from_one_prefix(monkeypatch: pytest.MonkeyPatch) -> No
         "staging.tasks.status",
         "staging.tasks.results",
         "staging.tasks.dead-letters",
+        "staging.tasks.cancellations",
         "staging.tasks.state",
     ]
     state = next(s for s in topics.specs if s.name == topics.task_state)

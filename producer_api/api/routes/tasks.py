@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response, status
 
 from producer_api.api.deps import BlobStoreDep, PublisherDep, SettingsDep, TaskStateDep
-from producer_api.exceptions import TaskNotFound
+from producer_api.exceptions import TaskAlreadyFinished, TaskNotFound
 from producer_api.models import (
     TASK_REQUEST_BODY,
     TaskAccepted,
@@ -17,6 +17,7 @@ from producer_api.models import (
     TaskStatusView,
 )
 from producer_api.submission import accept_task, parse_json_task, submit_document_task
+from stream_processors.state_machine import TERMINAL_STATES
 
 __all__ = ["router"]
 
@@ -69,7 +70,7 @@ async def get_result(
     """A task's output; 202 with Retry-After while it is not finished."""
     state = await task_state.get(_checked(task_id))
     result = state.get("result") or {}
-    if state["state"] not in ("SUCCESS", "FAILED", "CANCELLED"):
+    if state["state"] not in TERMINAL_STATES:
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Retry-After"] = "1"
     return TaskResultView(
@@ -80,6 +81,23 @@ async def get_result(
         model=result.get("model"),
         error=state.get("error"),
     )
+
+
+@router.post(
+    "/{task_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TaskStatusView,
+    responses={404: PROBLEM, 409: PROBLEM, 503: PROBLEM},
+)
+async def cancel_task(
+    task_id: TaskId, task_state: TaskStateDep, publisher: PublisherDep
+) -> TaskStatusView:
+    """Cancel a task: a PENDING one never runs; 409 once it has finished."""
+    state = await task_state.get(_checked(task_id))
+    if state["state"] in TERMINAL_STATES:
+        raise TaskAlreadyFinished(f"task {task_id} is already {state['state']}")
+    await publisher.publish_cancellation(state["task_id"])
+    return TaskStatusView(status=state["state"], **_without(state, "state", "result"))
 
 
 def _checked(task_id: str) -> str:
