@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from asyncarch.config import KafkaSettings
 from asyncarch.logs import configure_logging
+
+if TYPE_CHECKING:
+    from asyncarch.client import AsyncarchClient
 
 __all__ = ["main"]
 
@@ -83,6 +89,59 @@ def _up(_: argparse.Namespace) -> int:
     return run_pipeline(ApiSettings().base_url)
 
 
+def _submit(args: argparse.Namespace) -> int:
+    from asyncarch.client import AsyncarchClient, ClientError, TaskTimeout
+    from producer_api.core.config import ApiSettings
+
+    inputs = _task_inputs(args)
+    if inputs is None:
+        print(
+            "asyncarch submit: similarity needs --item-a and --item-b, embed needs --text",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        with AsyncarchClient(args.url or ApiSettings().base_url) as client:
+            task = client.submit(args.kind, inputs)
+            if not args.wait:
+                print(task.task_id)
+                return 0
+            return _wait_and_print(client, task.task_id, args.timeout)
+    except ClientError as exc:
+        print(f"asyncarch submit: {exc}", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error.get('field')}: {error.get('message')}", file=sys.stderr)
+        return 2
+    except TaskTimeout as exc:
+        print(f"asyncarch submit: {exc}", file=sys.stderr)
+        return 3
+
+
+def _task_inputs(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The task's inputs from the flags, or None when they do not fit the kind."""
+    pair = (args.item_a, args.item_b)
+    if args.kind == "embed":
+        return {"texts": args.text} if args.text and pair == (None, None) else None
+    if None in pair or args.text:
+        return None
+    return {"item_a": args.item_a, "item_b": args.item_b}
+
+
+def _wait_and_print(client: AsyncarchClient, task_id: str, timeout_s: float) -> int:
+    """Follow the task (transitions to stderr), then print its result JSON to stdout."""
+    started = time.monotonic()
+    print(f"submitted {task_id}", file=sys.stderr)
+
+    def progress(body: dict[str, Any]) -> None:
+        attempt = f" (attempt {body['attempt']})" if body.get("attempt", 0) > 1 else ""
+        line = f"{time.monotonic() - started:6.2f}s {body['status']}{attempt}"
+        print(line, file=sys.stderr, flush=True)
+
+    final = client.wait(task_id, timeout_s=timeout_s, on_status=progress)
+    print(json.dumps(client.result(task_id)))
+    return 0 if final["status"] == "SUCCESS" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: ``asyncarch <verb>``."""
     parser = argparse.ArgumentParser(prog="asyncarch", description=__doc__)
@@ -102,7 +161,27 @@ def build_parser() -> argparse.ArgumentParser:
         ("up", _up, "Kafka and every service, logs prefixed; Ctrl-C stops all"),
     ]:
         verbs.add_parser(name, help=text).set_defaults(run=run)
+    _add_submit_parser(verbs)
     return parser
+
+
+def _add_submit_parser(verbs: Any) -> None:
+    submit = verbs.add_parser(
+        "submit",
+        help="submit a task over HTTP and print its id",
+        description="Exit status: 0 SUCCESS (or submitted), 1 FAILED or CANCELLED, "
+        "2 refused by the API or unreachable, 3 --timeout passed.",
+    )
+    submit.add_argument("--kind", choices=["similarity", "embed"], default="similarity")
+    submit.add_argument("--item-a", help="first text of a similarity task")
+    submit.add_argument("--item-b", help="second text of a similarity task")
+    submit.add_argument("--text", action="append", help="a text to embed (repeatable)")
+    submit.add_argument(
+        "--wait", action="store_true", help="follow the task, then print its result JSON"
+    )
+    submit.add_argument("--url", help="the API's base URL (default: ApiSettings().base_url)")
+    submit.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits")
+    submit.set_defaults(run=_submit)
 
 
 def main(argv: list[str] | None = None) -> int:
