@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test unit integration lint format typecheck kafka-up kafka-down bench clean
+.PHONY: help install browser run test unit integration lint format typecheck kafka-up kafka-down bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,13 +22,16 @@ install: $(STAMP) ## Create .venv with everything (quick and a no-op when done)
 run: install ## Start Kafka (local, KRaft) and every service; Ctrl-C stops all
 	$(BIN)/asyncarch up
 
-test: install ## Run every test: unit, then integration against a real broker the tests start
+browser: ## Debian's chromium for the headless upload-page test (no-op when installed)
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: install browser ## Run every test: unit, then integration against a real broker the tests start
 	$(BIN)/python -m pytest
 
 unit: install ## Unit tests only (no broker)
 	$(BIN)/python -m pytest tests/unit
 
-integration: install ## Integration tests only
+integration: install browser ## Integration tests only
 	$(BIN)/python -m pytest tests/integration -m integration
 
 lint: install ## ruff lint and format check

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from asyncarch.config import KafkaSettings
 from asyncarch.exceptions import AsyncarchError
-from schemas.topics import TopicSettings
+from schemas.topics import TopicSettings, TopicSpec
 
-__all__ = ["BrokerUnavailable", "ensure_topics", "wait_for_broker"]
+__all__ = ["BrokerUnavailable", "create_topics", "ensure_topics", "wait_for_broker"]
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,18 @@ def ensure_topics(
     kafka: KafkaSettings, topics: TopicSettings, timeout_s: float = 30.0
 ) -> list[str]:
     """Create every pipeline topic that does not exist yet; returns the names created."""
+    return create_topics(kafka, topics.specs, topics.replication_factor, timeout_s)
+
+
+def create_topics(
+    kafka: KafkaSettings,
+    specs: Iterable[TopicSpec],
+    replication_factor: int,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the topics that do not exist yet (idempotent); returns the names created."""
     admin = AdminClient(kafka.librdkafka())
-    wanted = [
-        NewTopic(spec.name, spec.partitions, topics.replication_factor, config=spec.config)
-        for spec in topics.specs
-    ]
+    wanted = [NewTopic(s.name, s.partitions, replication_factor, config=s.config) for s in specs]
     created = []
     for name, future in admin.create_topics(wanted, request_timeout=timeout_s).items():
         try:

@@ -19,11 +19,12 @@ __all__ = ["install_error_handlers"]
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     """An RFC 9457 problem response."""
     TASKS_REJECTED.labels(status=str(status)).inc()
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"Retry-After": "5"} if status == 503 else None
     return JSONResponse(
         jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
     )
@@ -31,7 +32,7 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return problem(exc.status, exc.title, str(exc))
+    return problem(exc.status, exc.title, str(exc), exc.headers())
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

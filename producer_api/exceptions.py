@@ -1,14 +1,21 @@
 """Errors of the producer API; each maps to one HTTP status."""
 
+import math
+
 from asyncarch.exceptions import AsyncarchError
 
 __all__ = [
     "ApiError",
     "BrokerUnavailable",
+    "IdempotencyConflict",
+    "Overloaded",
     "PayloadTooLarge",
     "ProcessorUnavailable",
     "TaskAlreadyFinished",
+    "TaskExpired",
     "TaskNotFound",
+    "TooManyRequests",
+    "Unauthorized",
     "UnsupportedDocument",
 ]
 
@@ -18,6 +25,10 @@ class ApiError(AsyncarchError):
 
     status = 500
     title = "Internal error"
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with this error's response."""
+        return {"Retry-After": "5"} if self.status == 503 else {}
 
 
 class BrokerUnavailable(ApiError):
@@ -41,6 +52,13 @@ class TaskNotFound(ApiError):
     title = "Task not found"
 
 
+class TaskExpired(ApiError):
+    """The task finished and was removed after its retention (TTL) passed."""
+
+    status = 410
+    title = "Task expired"
+
+
 class PayloadTooLarge(ApiError):
     """An uploaded document is over the configured size limit."""
 
@@ -60,3 +78,43 @@ class TaskAlreadyFinished(ApiError):
 
     status = 409
     title = "Task already finished"
+
+
+class Unauthorized(ApiError):
+    """No API key, or one that is not configured."""
+
+    status = 401
+    title = "Unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        """How to authenticate."""
+        return {"WWW-Authenticate": 'Bearer realm="asyncarch"'}
+
+
+class IdempotencyConflict(ApiError):
+    """An Idempotency-Key was reused with a different request body."""
+
+    status = 409
+    title = "Idempotency-Key reused with a different request"
+
+
+class TooManyRequests(ApiError):
+    """The caller is over its rate limit."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        """When the caller may try again, in whole seconds."""
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+
+
+class Overloaded(ApiError):
+    """The workers are too far behind; new tasks would only pile up."""
+
+    status = 503
+    title = "Too many tasks waiting"

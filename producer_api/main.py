@@ -12,10 +12,11 @@ from fastapi import FastAPI
 from asyncarch.blobstore import open_store
 from asyncarch.config import KafkaSettings
 from asyncarch.logs import configure_logging
-from producer_api.api.routes import health, tasks
+from producer_api.api.routes import health, seed, task_events, tasks
 from producer_api.core.config import ApiSettings
 from producer_api.errors import install_error_handlers
-from producer_api.models import TASK_SCHEMA_DEFS
+from producer_api.limits import RateLimiter, WaitingTasksMonitor
+from producer_api.models import PROBLEM_SCHEMAS, TASK_SCHEMA_DEFS
 from producer_api.publisher import TaskPublisher
 from producer_api.task_state import TaskStateClient
 from schemas.topics import TopicSettings
@@ -30,18 +31,27 @@ def create_app(
 ) -> FastAPI:
     """Build the app; the lifespan opens the Kafka producer and flushes it on shutdown."""
     settings = settings or ApiSettings()
+    kafka = kafka or KafkaSettings()
+    topics = topics or TopicSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.publisher = TaskPublisher(
-            kafka or KafkaSettings(), topics or TopicSettings(), settings.publish_timeout_s
-        )
+        app.state.publisher = TaskPublisher(kafka, topics, settings.publish_timeout_s)
         app.state.task_state = TaskStateClient(settings.processor_url, settings.query_timeout_s)
         app.state.blob_store = open_store()
+        app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        app.state.waiting_tasks = WaitingTasksMonitor(
+            kafka,
+            topics.requests,
+            settings.worker_group_id,
+            settings.max_waiting_tasks,
+            settings.lag_check_interval_s,
+        )
         try:
             yield
         finally:
+            app.state.waiting_tasks.close()
             app.state.publisher.close()
             await app.state.task_state.close()
 
@@ -54,17 +64,29 @@ def create_app(
     install_error_handlers(app)
     _document_task_schemas(app)
     app.include_router(tasks.router)
+    app.include_router(task_events.router)
     app.include_router(health.router)
+    app.include_router(seed.router)
     return app
 
 
 def _document_task_schemas(app: FastAPI) -> None:
-    """POST /v1/tasks reads its body itself (JSON or multipart); publish its schemas."""
+    """Complete the generated OpenAPI: POST /v1/tasks reads its body itself (JSON or
+    multipart), and every error answers an RFC 9457 problem body."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         spec = generate()
-        spec.setdefault("components", {}).setdefault("schemas", {}).update(TASK_SCHEMA_DEFS)
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(TASK_SCHEMA_DEFS)
+        schemas.update(PROBLEM_SCHEMAS)
+        for schema in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(schema, None)
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operation in (op for path in spec["paths"].values() for op in path.values()):
+            for code, response in operation.get("responses", {}).items():
+                if code.isdigit() and int(code) >= 400:
+                    response["content"] = problem
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]

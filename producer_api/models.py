@@ -75,6 +75,24 @@ TaskCreate = Annotated[SimilarityTask | EmbedTask, Field(discriminator="kind")]
 TASK_KINDS = frozenset({"similarity", "embed"})
 
 
+class FieldError(BaseModel):
+    """One invalid field of a request."""
+
+    field: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: the body of every error response."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = Field(default=None, description="For 422: each bad field")
+
+
 class TaskLinks(BaseModel):
     """Where to follow the task."""
 
@@ -148,3 +166,6 @@ TASK_REQUEST_BODY: dict[str, Any] = {
         },
     },
 }
+
+_PROBLEM_SCHEMA = TypeAdapter(Problem).json_schema(ref_template="#/components/schemas/{model}")
+PROBLEM_SCHEMAS: dict[str, Any] = {**_PROBLEM_SCHEMA.pop("$defs"), "Problem": _PROBLEM_SCHEMA}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -14,40 +17,112 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from asyncarch.blobstore import BlobStore
-from producer_api.exceptions import ApiError
+from producer_api.exceptions import ApiError, IdempotencyConflict, TaskNotFound
 from producer_api.metrics import TASKS_SUBMITTED
 from producer_api.models import DocumentSearchForm, TaskAccepted, TaskCreate, TaskLinks
 from producer_api.publisher import TaskPublisher
+from producer_api.task_state import TaskStateClient
 from producer_api.uploads import store_document
 
-__all__ = ["accept_task", "parse_json_task", "submit_document_task"]
+__all__ = ["Submission", "Submitter", "parse_json_task", "read_document_form"]
 
 log = logging.getLogger(__name__)
 _TASK = TypeAdapter(TaskCreate)
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6a0f2f0e-8f5c-4d1e-9b7a-2f3c4d5e6f70")
 
 
-async def accept_task(
-    publisher: TaskPublisher, kind: str, inputs: dict[str, Any], callback_url: str | None = None
-) -> TaskAccepted:
-    """Publish the request event; returns once Kafka acknowledged it."""
-    task_id = str(uuid.uuid4())
-    partition, offset = await publisher.publish_request(
-        {
-            "task_id": task_id,
-            "kind": kind,
-            "inputs": inputs,
-            "submitted_at": int(time.time() * 1000),
-            "callback_url": callback_url,
-            "tenant": None,
-        }
-    )
-    TASKS_SUBMITTED.labels(kind=kind).inc()
-    log.info(
-        "task accepted",
-        extra={"task_id": task_id, "kind": kind, "partition": partition, "offset": offset},
-    )
+@dataclass(frozen=True)
+class Submission:
+    """One task as a client asked for it."""
+
+    kind: str
+    inputs: dict[str, Any]
+    callback_url: str | None = None
+    tenant: str | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        """SHA-256 of what was asked; a document counts by its content hash, not its URI."""
+        inputs = {k: v for k, v in self.inputs.items() if k != "document_uri"}
+        body = {"kind": self.kind, "inputs": inputs, "callback_url": self.callback_url}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def task_id(self) -> str:
+        """A fresh id, or with an Idempotency-Key the same id for the same tenant and key."""
+        if self.idempotency_key is None:
+            return str(uuid.uuid4())
+        return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{self.tenant}\x00{self.idempotency_key}"))
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """Publishes submissions, honouring Idempotency-Key against the task-state table."""
+
+    publisher: TaskPublisher
+    task_state: TaskStateClient
+
+    async def accept(self, submission: Submission) -> tuple[TaskAccepted, bool]:
+        """Publish the request (once Kafka acked it); returns (answer, replayed)."""
+        task_id, digest = submission.task_id(), submission.fingerprint()
+        if submission.idempotency_key is not None and (existing := await self._existing(task_id)):
+            if existing.get("request_sha256") != digest:
+                raise IdempotencyConflict(
+                    f"Idempotency-Key {submission.idempotency_key!r} was used for another request"
+                )
+            return _accepted(task_id, existing["state"]), True
+        partition, offset = await self.publisher.publish_request(
+            {
+                "task_id": task_id,
+                "kind": submission.kind,
+                "inputs": submission.inputs,
+                "submitted_at": int(time.time() * 1000),
+                "callback_url": submission.callback_url,
+                "tenant": submission.tenant,
+                "idempotency_key": submission.idempotency_key,
+                "request_sha256": digest,
+            }
+        )
+        TASKS_SUBMITTED.labels(kind=submission.kind).inc()
+        log.info(
+            "task accepted",
+            extra={
+                "task_id": task_id,
+                "kind": submission.kind,
+                "partition": partition,
+                "offset": offset,
+            },
+        )
+        return _accepted(task_id, "PENDING"), False
+
+    async def accept_document(
+        self, submission: Submission, store: BlobStore
+    ) -> tuple[TaskAccepted, bool]:
+        """``accept`` for a stored document; the document is deleted unless a new task uses it."""
+        try:
+            accepted, replayed = await self.accept(submission)
+        except ApiError:
+            await asyncio.to_thread(store.delete, submission.inputs["document_uri"])
+            raise
+        if replayed:
+            await asyncio.to_thread(store.delete, submission.inputs["document_uri"])
+        return accepted, replayed
+
+    async def _existing(self, task_id: str) -> dict[str, Any] | None:
+        try:
+            return await self.task_state.get(task_id)
+        except TaskNotFound:
+            return None
+
+
+def _accepted(task_id: str, status: str) -> TaskAccepted:
     links = TaskLinks(self=f"/v1/tasks/{task_id}", result=f"/v1/tasks/{task_id}/result")
-    return TaskAccepted(task_id=task_id, status="PENDING", links=links)
+    return TaskAccepted(task_id=task_id, status=status, links=links)  # type: ignore[arg-type]
+
+
+def _validation_error(exc: ValidationError) -> RequestValidationError:
+    return RequestValidationError(
+        [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
+    )
 
 
 def parse_json_task(body: bytes) -> TaskCreate:
@@ -55,17 +130,16 @@ def parse_json_task(body: bytes) -> TaskCreate:
     try:
         return _TASK.validate_json(body)
     except ValidationError as exc:
-        raise RequestValidationError(
-            [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
-        ) from exc
+        raise _validation_error(exc) from exc
 
 
-async def submit_document_task(
-    request: Request, publisher: TaskPublisher, store: BlobStore, max_bytes: int
-) -> TaskAccepted:
-    """Store the uploaded document, then publish a document-search request for it.
+async def read_document_form(
+    request: Request, store: BlobStore, max_bytes: int
+) -> tuple[DocumentSearchForm, dict[str, Any]]:
+    """Validate a multipart document-search submission and store its document.
 
-    If the request cannot be published, the stored document is deleted again.
+    Returns the form and the request inputs, whose ``document_uri`` names the
+    stored document.
     """
     async with request.form(max_files=1, max_fields=10) as form:
         fields = {k: v for k, v in form.items() if not isinstance(v, UploadFile)}
@@ -75,9 +149,7 @@ async def submit_document_task(
                 {**fields, "file": upload.filename if isinstance(upload, UploadFile) else None}
             )
         except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-            ) from exc
+            raise _validation_error(exc) from exc
         assert isinstance(upload, UploadFile)
         ref, content_type = await store_document(
             upload.file, upload.filename or "", store, max_bytes
@@ -90,13 +162,4 @@ async def submit_document_task(
         "content_type": content_type,
         "top_k": task.top_k,
     }
-    try:
-        return await accept_task(
-            publisher,
-            "document-search",
-            inputs,
-            str(task.callback_url) if task.callback_url else None,
-        )
-    except ApiError:
-        await asyncio.to_thread(store.delete, ref.uri)
-        raise
+    return task, inputs

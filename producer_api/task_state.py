@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from producer_api.exceptions import ProcessorUnavailable, TaskNotFound
+from producer_api.exceptions import ProcessorUnavailable, TaskExpired, TaskNotFound
 
 __all__ = ["TaskStateClient"]
 
@@ -21,7 +21,7 @@ class TaskStateClient:
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
 
     async def get(self, task_id: str) -> dict[str, Any]:
-        """The task's state; raises TaskNotFound or ProcessorUnavailable.
+        """The task's state; raises TaskNotFound, TaskExpired or ProcessorUnavailable.
 
         A 503 from Faust means its partitions are moving (a rebalance): the
         query is retried with backoff within the query timeout.
@@ -35,6 +35,8 @@ class TaskStateClient:
             response = await self._get(f"/tasks/{task_id}/")
         if response.status_code == 404:
             raise TaskNotFound(f"no task with id {task_id}")
+        if response.status_code == 410:
+            raise TaskExpired(_detail(response, f"task {task_id} has expired"))
         if response.status_code != 200:
             raise ProcessorUnavailable(f"stream processor answered {response.status_code}")
         state: dict[str, Any] = response.json()
@@ -57,3 +59,12 @@ class TaskStateClient:
     async def close(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
+
+
+def _detail(response: httpx.Response, default: str) -> str:
+    """The ``detail`` of a Faust view's JSON error body, or ``default``."""
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        return default
+    return str(detail) if detail else default

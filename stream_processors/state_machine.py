@@ -55,6 +55,7 @@ def _blank(task_id: str) -> dict[str, Any]:
         "updated_at": None,
         "callback_url": None,
         "tenant": None,
+        "request_sha256": None,
         "progress": None,
         "result": None,
         "error": None,
@@ -71,6 +72,7 @@ def _merge_request(state: dict[str, Any], request: dict[str, Any] | None) -> boo
         submitted_at=request["submitted_at"],
         callback_url=request.get("callback_url"),
         tenant=request.get("tenant"),
+        request_sha256=request.get("request_sha256"),
     )
     if state["updated_at"] is None:
         state["updated_at"] = request["submitted_at"]

@@ -9,9 +9,19 @@ from fastapi import Depends, Request
 from asyncarch.blobstore import BlobStore
 from producer_api.core.config import ApiSettings
 from producer_api.publisher import TaskPublisher
+from producer_api.security import Caller, CallerDep
+from producer_api.submission import Submitter
 from producer_api.task_state import TaskStateClient
 
-__all__ = ["BlobStoreDep", "PublisherDep", "SettingsDep", "TaskStateDep"]
+__all__ = [
+    "AdmissionDep",
+    "BlobStoreDep",
+    "CallerDep",
+    "PublisherDep",
+    "SettingsDep",
+    "SubmitterDep",
+    "TaskStateDep",
+]
 
 
 def _publisher(request: Request) -> TaskPublisher:
@@ -30,7 +40,21 @@ def _settings(request: Request) -> ApiSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+def _submitter(request: Request) -> Submitter:
+    return Submitter(request.app.state.publisher, request.app.state.task_state)
+
+
+def _admission(request: Request, caller: CallerDep) -> Caller:
+    """Admit a new task: the caller's rate limit, then the bound on waiting tasks."""
+    who = caller.tenant or (request.client.host if request.client else "anonymous")
+    request.app.state.rate_limiter.check(who)
+    request.app.state.waiting_tasks.check()
+    return caller
+
+
 PublisherDep = Annotated[TaskPublisher, Depends(_publisher)]
 TaskStateDep = Annotated[TaskStateClient, Depends(_task_state)]
 SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 BlobStoreDep = Annotated[BlobStore, Depends(_blob_store)]
+SubmitterDep = Annotated[Submitter, Depends(_submitter)]
+AdmissionDep = Annotated[Caller, Depends(_admission)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from functools import cached_property
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ApiSettings"]
@@ -20,6 +22,27 @@ class ApiSettings(BaseSettings):
     publish_timeout_s: float = Field(default=5.0, gt=0)
     query_timeout_s: float = Field(default=10.0, gt=0)
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    auth_enabled: bool = False
+    keys: SecretStr = SecretStr("")
+    rate_limit_per_s: float = Field(default=50.0, gt=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
+    worker_group_id: str = "asyncarch-workers"
+    max_waiting_tasks: int = Field(default=10_000, ge=1)
+    lag_check_interval_s: float = Field(default=2.0, gt=0)
+    events_poll_interval_s: float = Field(default=0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _keys_when_auth(self) -> ApiSettings:
+        if self.auth_enabled and not self.key_hashes:
+            raise ValueError("API_AUTH_ENABLED needs API_KEYS (tenant:<sha256 of key>,...)")
+        return self
+
+    @cached_property
+    def key_hashes(self) -> dict[str, str]:
+        """Configured key hashes → tenant."""
+        from producer_api.security import parse_key_hashes
+
+        return parse_key_hashes(self.keys.get_secret_value())
 
     @property
     def base_url(self) -> str:

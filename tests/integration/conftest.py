@@ -94,6 +94,7 @@ def service_env(
         "TOPIC_PREFIX": topics.prefix,
         "TOPIC_PARTITIONS": str(topics.partitions),
         "WORKER_GROUP_ID": f"workers-{tag}",
+        "API_WORKER_GROUP_ID": f"workers-{tag}",
         "WORKER_TORCH_THREADS": "1",
         "PROCESSOR_APP_ID": f"processor-{tag}",
         "PYTHONUNBUFFERED": "1",
@@ -117,7 +118,10 @@ def wait_ready(url: str, services: ServiceGroup, timeout_s: float = 120.0) -> No
 
 
 def launch_pipeline(
-    kafka: KafkaSettings, log_dir: Path, names: tuple[str, ...] = ("processor", "worker", "api")
+    kafka: KafkaSettings,
+    log_dir: Path,
+    names: tuple[str, ...] = ("processor", "worker", "api"),
+    **extra_env: str,
 ) -> Pipeline:
     """Start the named services on a fresh topic set; the API must become ready."""
     tag = uuid.uuid4().hex[:10]
@@ -134,6 +138,7 @@ def launch_pipeline(
         PROCESSOR_DATA_DIR=str(log_dir / "processor-data"),
         BLOB_URL=(log_dir / "blobs").as_uri(),
         API_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT),
+        **extra_env,
     )
     services = ServiceGroup(env=env, log_dir=log_dir)
     for name in names:

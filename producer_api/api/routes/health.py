@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from producer_api.api.deps import PublisherDep, TaskStateDep
@@ -21,7 +21,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "Kafka or the processor does not answer"}})
 async def readyz(publisher: PublisherDep, task_state: TaskStateDep) -> JSONResponse:
     """200 only when Kafka and the stream processor both answer."""
     kafka_ok, processor_ok = await asyncio.gather(
@@ -37,7 +37,7 @@ async def readyz(publisher: PublisherDep, task_state: TaskStateDep) -> JSONRespo
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics() -> Response:
     """Prometheus metrics."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Header, Path, Request, Response, status
 
-from producer_api.api.deps import BlobStoreDep, PublisherDep, SettingsDep, TaskStateDep
-from producer_api.exceptions import TaskAlreadyFinished, TaskNotFound
+from producer_api.access import load_task
+from producer_api.api.deps import (
+    AdmissionDep,
+    BlobStoreDep,
+    CallerDep,
+    PublisherDep,
+    SettingsDep,
+    SubmitterDep,
+    TaskStateDep,
+)
+from producer_api.exceptions import TaskAlreadyFinished
 from producer_api.models import (
     TASK_REQUEST_BODY,
     TaskAccepted,
     TaskResultView,
     TaskStatusView,
 )
-from producer_api.submission import accept_task, parse_json_task, submit_document_task
+from producer_api.submission import Submission, parse_json_task, read_document_form
 from stream_processors.state_machine import TERMINAL_STATES
 
 __all__ = ["router"]
@@ -31,32 +39,54 @@ PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TaskAccepted,
-    responses={413: PROBLEM, 415: PROBLEM, 422: PROBLEM, 503: PROBLEM},
+    responses={
+        400: PROBLEM,
+        401: PROBLEM,
+        409: PROBLEM,
+        413: PROBLEM,
+        415: PROBLEM,
+        422: PROBLEM,
+        429: PROBLEM,
+        503: PROBLEM,
+    },
     openapi_extra={"requestBody": TASK_REQUEST_BODY},
 )
 async def submit_task(
     request: Request,
-    publisher: PublisherDep,
+    caller: AdmissionDep,
+    submitter: SubmitterDep,
     settings: SettingsDep,
     store: BlobStoreDep,
     response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> TaskAccepted:
     """Accept a task (JSON, or multipart with a document) once Kafka acknowledged it."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        accepted = await submit_document_task(request, publisher, store, settings.max_upload_bytes)
+        form, inputs = await read_document_form(request, store, settings.max_upload_bytes)
+        submission = Submission(
+            "document-search", inputs, _url(form.callback_url), caller.tenant, idempotency_key
+        )
+        accepted, replayed = await submitter.accept_document(submission, store)
     else:
         task = parse_json_task(await request.body())
-        callback = str(task.callback_url) if task.callback_url else None
-        accepted = await accept_task(publisher, task.kind, task.inputs.model_dump(), callback)
+        submission = Submission(
+            task.kind,
+            task.inputs.model_dump(),
+            _url(task.callback_url),
+            caller.tenant,
+            idempotency_key,
+        )
+        accepted, replayed = await submitter.accept(submission)
     response.headers["Location"] = accepted.links.self
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return accepted
 
 
 @router.get("/{task_id}", response_model=TaskStatusView, responses={404: PROBLEM, 503: PROBLEM})
-async def get_task(task_id: TaskId, task_state: TaskStateDep) -> TaskStatusView:
+async def get_task(task_id: TaskId, task_state: TaskStateDep, caller: CallerDep) -> TaskStatusView:
     """A task's lifecycle state."""
-    state = await task_state.get(_checked(task_id))
-    return TaskStatusView(status=state["state"], **_without(state, "state", "result"))
+    return _status_view(await load_task(task_state, task_id, caller))
 
 
 @router.get(
@@ -65,16 +95,16 @@ async def get_task(task_id: TaskId, task_state: TaskStateDep) -> TaskStatusView:
     responses={202: {"model": TaskResultView}, 404: PROBLEM, 503: PROBLEM},
 )
 async def get_result(
-    task_id: TaskId, task_state: TaskStateDep, response: Response
+    task_id: TaskId, task_state: TaskStateDep, caller: CallerDep, response: Response
 ) -> TaskResultView:
     """A task's output; 202 with Retry-After while it is not finished."""
-    state = await task_state.get(_checked(task_id))
+    state = await load_task(task_state, task_id, caller)
     result = state.get("result") or {}
     if state["state"] not in TERMINAL_STATES:
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Retry-After"] = "1"
     return TaskResultView(
-        task_id=task_id,
+        task_id=state["task_id"],
         kind=state["kind"],
         status=state["state"],
         output=result.get("output"),
@@ -90,23 +120,20 @@ async def get_result(
     responses={404: PROBLEM, 409: PROBLEM, 503: PROBLEM},
 )
 async def cancel_task(
-    task_id: TaskId, task_state: TaskStateDep, publisher: PublisherDep
+    task_id: TaskId, task_state: TaskStateDep, publisher: PublisherDep, caller: CallerDep
 ) -> TaskStatusView:
-    """Cancel a task: a PENDING one never runs; 409 once it has finished."""
-    state = await task_state.get(_checked(task_id))
+    """Ask to cancel a task: a PENDING one never runs; 409 once it has finished."""
+    state = await load_task(task_state, task_id, caller)
     if state["state"] in TERMINAL_STATES:
         raise TaskAlreadyFinished(f"task {task_id} is already {state['state']}")
     await publisher.publish_cancellation(state["task_id"])
-    return TaskStatusView(status=state["state"], **_without(state, "state", "result"))
+    return _status_view(state)
 
 
-def _checked(task_id: str) -> str:
-    """Task ids are UUIDs: anything else was never issued, so it is unknown."""
-    try:
-        return str(uuid.UUID(task_id))
-    except ValueError as exc:
-        raise TaskNotFound(f"no task with id {task_id}") from exc
+def _url(url: object | None) -> str | None:
+    return str(url) if url else None
 
 
-def _without(state: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {k: v for k, v in state.items() if k not in keys and k in TaskStatusView.model_fields}
+def _status_view(state: dict[str, Any]) -> TaskStatusView:
+    fields = {k: v for k, v in state.items() if k in TaskStatusView.model_fields}
+    return TaskStatusView(**{**fields, "status": state["state"]})

@@ -1,0 +1,77 @@
+"""Server-Sent Events: every state change of a task, until it is terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path
+from fastapi.responses import StreamingResponse
+
+from producer_api.access import load_task
+from producer_api.api.deps import SettingsDep, TaskStateDep
+from producer_api.security import Caller, CallerDep
+from producer_api.task_state import TaskStateClient
+from stream_processors.state_machine import TERMINAL_STATES
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+HEARTBEAT_S = 15.0
+
+
+@router.get(
+    "/{task_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, 404: {}},
+)
+async def task_events(
+    task_id: Annotated[str, Path(max_length=64)],
+    task_state: TaskStateDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[int | None, Header()] = None,
+) -> StreamingResponse:
+    """Stream each state change as an SSE ``status`` event; closes after the terminal one."""
+    state = await load_task(task_state, task_id, caller)
+    stream = _status_events(
+        task_state, state, caller, settings.events_poll_interval_s, skip=(last_event_id or 0)
+    )
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _status_events(
+    task_state: TaskStateClient, state: dict[str, Any], caller: Caller, interval_s: float, skip: int
+) -> AsyncIterator[str]:
+    """History entries as SSE frames; ``id`` is the entry's position, for Last-Event-ID."""
+    sent, idle = skip, 0.0
+    while True:
+        for number, entry in enumerate(state["history"][sent:], start=sent + 1):
+            yield _frame(number, state, entry)
+            sent, idle = number, 0.0
+        if state["state"] in TERMINAL_STATES and sent >= len(state["history"]):
+            return
+        await asyncio.sleep(interval_s)
+        idle += interval_s
+        if idle >= HEARTBEAT_S:
+            yield ": keep-alive\n\n"
+            idle = 0.0
+        state = await load_task(task_state, state["task_id"], caller)
+
+
+def _frame(number: int, state: dict[str, Any], entry: dict[str, Any]) -> str:
+    data = {
+        "task_id": state["task_id"],
+        "status": entry["state"],
+        "attempt": entry["attempt"],
+        "at": entry["at"],
+        "error": entry.get("error"),
+        "terminal": entry["state"] in TERMINAL_STATES,
+    }
+    return f"id: {number}\nevent: status\ndata: {json.dumps(data)}\n\n"

@@ -1,0 +1,73 @@
+"""API keys and tenancy.
+
+Keys are configured as SHA-256 hashes, never in plain text:
+``API_KEYS="tenant-a:<sha256 hex of key>,tenant-b:<...>"``. A client sends its
+key as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. The tenant
+that created a task owns it: any other tenant gets 404 for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from producer_api.core.config import ApiSettings
+from producer_api.exceptions import Unauthorized
+
+__all__ = ["Caller", "CallerDep", "hash_api_key", "parse_key_hashes"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a tenant id, or None when authentication is off."""
+
+    tenant: str | None
+
+    def owns(self, task_tenant: str | None) -> bool:
+        """Whether a task created by ``task_tenant`` is visible to this caller."""
+        return self.tenant is None or hmac.compare_digest(self.tenant, task_tenant or "")
+
+
+def hash_api_key(key: str) -> str:
+    """The hex SHA-256 under which a key is configured."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_key_hashes(spec: str) -> dict[str, str]:
+    """``tenant:hash,tenant:hash`` → {hash: tenant}; raises ValueError if malformed."""
+    table = {}
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        tenant, _, digest = entry.partition(":")
+        if not tenant or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise ValueError(f"API_KEYS entry {entry!r} is not tenant:<sha256 hex>")
+        table[digest] = tenant
+    return table
+
+
+def _presented_key(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token.strip()
+    return request.headers.get("x-api-key")
+
+
+def current_caller(request: Request) -> Caller:
+    """The caller of this request; raises Unauthorized when auth is on and the key is bad."""
+    settings: ApiSettings = request.app.state.settings
+    if not settings.auth_enabled:
+        return Caller(None)
+    key = _presented_key(request)
+    if not key:
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'")
+    digest = hash_api_key(key)
+    for known, tenant in settings.key_hashes.items():
+        if hmac.compare_digest(known, digest):
+            return Caller(tenant)
+    raise Unauthorized("unknown API key")
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
