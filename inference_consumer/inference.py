@@ -59,6 +59,7 @@ def run_batch(
     prepared = []
     for request in requests:
         ready = request
+        span: tuple[int, int] | WorkerError
         try:
             handler = handler_for(request["kind"])
             ready = {**request, "inputs": handler.prepare(request["inputs"], store)}

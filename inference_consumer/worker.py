@@ -181,7 +181,8 @@ class InferenceWorker:
         self, batch: list[Message]
     ) -> tuple[list[tuple[Message, dict[str, Any]]], list[tuple[Message, Exception]]]:
         codec = codec_for("TaskRequest")
-        decoded, undecodable = [], []
+        decoded: list[tuple[Message, dict[str, Any]]] = []
+        undecodable: list[tuple[Message, Exception]] = []
         for message in batch:
             try:
                 decoded.append((message, codec.decode(message.value())))
@@ -210,7 +211,7 @@ class InferenceWorker:
     def _rewind(self, batch: list[Message]) -> None:
         first: dict[tuple[str, int], int] = {}
         for message in batch:
-            first.setdefault((message.topic(), message.partition()), message.offset())
+            first.setdefault(_partition_of(message), _offset_of(message))
         for (topic, partition), offset in first.items():
             if (topic, partition) not in self._revoked:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
@@ -248,10 +249,22 @@ def _record(
     )
 
 
+def _partition_of(message: Message) -> tuple[str, int]:
+    topic, partition = message.topic(), message.partition()
+    assert topic is not None and partition is not None  # consumed messages have both
+    return topic, partition
+
+
+def _offset_of(message: Message) -> int:
+    offset = message.offset()
+    assert offset is not None
+    return offset
+
+
 def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
     last: dict[tuple[str, int], int] = {}
     for message in batch:
-        last[(message.topic(), message.partition())] = message.offset()
+        last[_partition_of(message)] = _offset_of(message)
     return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
 
 from schemas.codec import EventSchema
 
 __all__ = ["child_traceparent", "event_headers", "header_value", "new_traceparent"]
 
+Headers = list[tuple[str, str | bytes | None]]
 CONTENT_TYPE = "application/vnd.apache.avro+binary; framing=single-object"
 
 
@@ -26,7 +28,7 @@ def child_traceparent(parent: str | None) -> str:
 
 def event_headers(
     schema: EventSchema, task_id: str, producer: str, traceparent: str | None = None
-) -> list[tuple[str, bytes]]:
+) -> Headers:
     """Headers naming the event type, schema and version, task, producer and trace."""
     values = {
         "event-type": schema.name.rsplit(".", 1)[-1],
@@ -40,9 +42,10 @@ def event_headers(
     return [(key, value.encode()) for key, value in values.items()]
 
 
-def header_value(headers: list[tuple[str, bytes | None]] | None, name: str) -> str | None:
+def header_value(headers: Headers | dict[str, str | bytes | None] | None, name: str) -> str | None:
     """The text of the first header called ``name``, or None."""
-    for key, value in headers or ():
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    for key, value in pairs:
         if key == name and value is not None:
-            return value.decode(errors="replace")
+            return value.decode(errors="replace") if isinstance(value, bytes) else value
     return None
