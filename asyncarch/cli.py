@@ -82,6 +82,18 @@ def _processor(_: argparse.Namespace) -> int:
     return 0
 
 
+def _tail(args: argparse.Namespace) -> int:
+    from stream_processors.subscriber import TailOptions, run_tail
+
+    options = TailOptions(
+        states=frozenset(args.state or ()),
+        from_beginning=args.from_beginning,
+        group_id=args.group,
+        as_json=args.json,
+    )
+    return run_tail(options)
+
+
 def _up(_: argparse.Namespace) -> int:
     from asyncarch.supervisor import run_pipeline
     from producer_api.core.config import ApiSettings
@@ -162,7 +174,34 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         verbs.add_parser(name, help=text).set_defaults(run=run)
     _add_submit_parser(verbs)
+    _add_tail_parser(verbs)
     return parser
+
+
+def _add_tail_parser(verbs: Any) -> None:
+    tail = verbs.add_parser(
+        "tail",
+        help="print task-state changes as they arrive (an example downstream subscriber)",
+        description="Reads the public compacted task-state topic with a consumer group of its "
+        "own (read_committed) and prints one line per change; EXPIRED marks a tombstone. "
+        "Ctrl-C stops it.",
+    )
+    tail.add_argument(
+        "--state",
+        action="append",
+        choices=["PENDING", "RUNNING", "RETRYING", "SUCCESS", "FAILED", "CANCELLED", "EXPIRED"],
+        help="only changes into this state (repeatable; default: all)",
+    )
+    tail.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="replay the topic from offset 0 (every task's latest state), then follow it",
+    )
+    tail.add_argument(
+        "--group", help="a durable consumer group that resumes where it stopped (default: fresh)"
+    )
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.set_defaults(run=_tail)
 
 
 def _add_submit_parser(verbs: Any) -> None:

@@ -40,6 +40,7 @@ SCHEMA_FILES = {
     "TaskStatus": "task_status.avsc",
     "TaskResult": "task_result.avsc",
     "DeadLetter": "dead_letter.avsc",
+    "TaskStateChanged": "task_state.avsc",
 }
 
 
@@ -121,11 +122,14 @@ class AvroCodec:
         writer = self._writer_of(data)
         assert data is not None
         try:
-            return fastavro.schemaless_reader(
+            record = fastavro.schemaless_reader(
                 io.BytesIO(data[_HEADER_LEN:]), writer.parsed, self.schema.parsed
             )
         except Exception as exc:  # truncated or garbage bodies raise many types
             raise EventDecodeError(f"{self.schema.name}: body does not decode: {exc}") from exc
+        if not isinstance(record, dict):
+            raise EventDecodeError(f"{self.schema.name}: not a record")
+        return record
 
     def _writer_of(self, data: bytes | None) -> EventSchema:
         if not data:

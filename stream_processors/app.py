@@ -32,6 +32,7 @@ app = faust.App(
     value_serializer="raw",
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,
+    broker_session_timeout=processor_settings.session_timeout_s,
     web_access_log=None,
 )
 

@@ -10,12 +10,17 @@ import asyncio
 import time
 from functools import cache
 
-from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, TopicPartition
 from faust.exceptions import SameNode
 
 from stream_processors.app import app, kafka_settings, processor_settings, topic_settings
-from stream_processors.tables import applied_request_offsets, task_states
+from stream_processors.tables import (
+    applied_request_offsets,
+    expired_tasks,
+    owned_partitions,
+    task_partition,
+    task_states,
+)
 
 __all__ = ["get_task", "health"]
 
@@ -31,10 +36,13 @@ async def _on_rebalance_complete(sender, **kwargs):  # type: ignore[no-untyped-d
 async def health(web, request):  # type: ignore[no-untyped-def]
     """Ready once partitions are assigned and recovered, and no rebalance is under way."""
     ready = _routing["assigned"] and not app.rebalancing and not app.in_recovery
-    return web.json(
-        {"ok": True, "ready": ready, "rebalancing": bool(app.rebalancing)},
-        status=200 if ready else 503,
-    )
+    body = {
+        "ok": True,
+        "ready": ready,
+        "rebalancing": bool(app.rebalancing),
+        "partitions": sorted(owned_partitions()) if ready else [],
+    }
+    return web.json(body, status=200 if ready else 503)
 
 
 @app.page("/tasks/{task_id}/")
@@ -58,13 +66,16 @@ async def _load_changelog_metadata() -> None:
 
 async def _local_task(web, task_id: str):  # type: ignore[no-untyped-def]
     """A task's state from this worker's partitions, waiting (bounded) for requests
-    the table has not applied yet."""
+    the table has not applied yet; 410 Gone for a task that expired."""
     state = task_states.get(task_id)
-    if state is None and await _caught_up_with_requests(task_id):
+    if state is None and task_id not in expired_tasks and await _caught_up_with_requests(task_id):
         state = task_states.get(task_id)
-    if state is None:
-        return web.json({"detail": f"unknown task {task_id}"}, status=404)
-    return web.json(state)
+    if state is not None:
+        return web.json(state)
+    if (expired_at := expired_tasks.get(task_id)) is not None:
+        detail = f"task {task_id} finished and expired at {expired_at} (epoch ms)"
+        return web.json({"detail": detail, "expired_at": expired_at}, status=410)
+    return web.json({"detail": f"unknown task {task_id}"}, status=404)
 
 
 async def _caught_up_with_requests(task_id: str) -> bool:
@@ -75,7 +86,7 @@ async def _caught_up_with_requests(task_id: str) -> bool:
     Once the table has applied everything up to that watermark, a missing task
     is truly unknown. Returns whether the table caught up within the bound.
     """
-    partition = (murmur2(task_id.encode()) & 0x7FFFFFFF) % topic_settings.partitions
+    partition = task_partition(task_id)
     loop = asyncio.get_running_loop()
     _, high = await loop.run_in_executor(None, _watermarks, partition)
     deadline = time.monotonic() + processor_settings.read_your_writes_timeout_s

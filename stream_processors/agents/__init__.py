@@ -1,5 +1,5 @@
-"""Faust agents, one module each."""
+"""Faust agents and timers, one module each."""
 
-from stream_processors.agents import task_events
+from stream_processors.agents import expiry, task_events
 
-__all__ = ["task_events"]
+__all__ = ["expiry", "task_events"]

@@ -7,8 +7,9 @@ import logging
 from schemas.exceptions import EventDecodeError
 from stream_processors.app import app, topic_settings
 from stream_processors.events import to_task_event
+from stream_processors.publish import Headers, publish_state_change
 from stream_processors.state_machine import TaskEvent, apply
-from stream_processors.tables import applied_request_offsets, task_states
+from stream_processors.tables import applied_request_offsets, expired_tasks, task_states
 from stream_processors.topics import task_events_topic
 
 __all__ = ["apply_task_events"]
@@ -18,7 +19,8 @@ log = logging.getLogger(__name__)
 
 @app.agent(task_events_topic)
 async def apply_task_events(stream):  # type: ignore[no-untyped-def]
-    """Fold each event into its task's state; undecodable events are logged and skipped."""
+    """Fold each event into its task's state and publish the change; undecodable
+    events are logged and skipped."""
     async for event in stream.events():
         message = event.message
         try:
@@ -34,13 +36,17 @@ async def apply_task_events(stream):  # type: ignore[no-untyped-def]
                 },
             )
         else:
-            _store(task_event)
+            await _store(task_event, message.headers)
         if message.topic == topic_settings.requests:
             applied_request_offsets[message.partition] = message.offset
 
 
-def _store(task_event: TaskEvent) -> None:
+async def _store(task_event: TaskEvent, headers: Headers) -> None:
+    if task_event.task_id in expired_tasks:
+        # A late or replayed event of an expired task must not bring it back.
+        return
     new_state = apply(task_states.get(task_event.task_id), task_event)
     if new_state is not None:
         task_states[task_event.task_id] = new_state
+        await publish_state_change(new_state, headers)
         log.info("task state", extra={"task_id": task_event.task_id, "state": new_state["state"]})

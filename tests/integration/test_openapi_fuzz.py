@@ -17,13 +17,18 @@ EXAMPLES_PER_OPERATION = 100
 MIN_CASES = 500
 
 
-def fuzz_operation(operation: schemathesis.APIOperation, base_url: str,
-                   statuses: Counter[int]) -> None:
+def fuzz_operation(
+    operation: schemathesis.APIOperation, base_url: str, statuses: Counter[int]
+) -> None:
     """Generated requests for one operation; each response is validated against the schema."""
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case: schemathesis.Case) -> None:
         response = case.call(base_url=base_url, timeout=30)
         statuses[response.status_code] += 1

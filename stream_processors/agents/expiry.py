@@ -1,0 +1,71 @@
+"""Expires finished tasks: a periodic timer on every Faust worker.
+
+Each worker looks only at the partitions it owns (active, not standby). An
+expired task is first tombstoned on the public task-state topic (waiting for
+the broker), then remembered in ``expired_tasks`` and deleted from the table,
+which writes a tombstone to the table's changelog. Expired ids are forgotten
+after their own retention, so that table stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import faust
+
+from stream_processors.app import app, processor_settings
+from stream_processors.publish import publish_tombstones
+from stream_processors.retention import RetentionPolicy, expired_ids_to_forget, tasks_to_expire
+from stream_processors.tables import (
+    delete_outside_stream,
+    expired_tasks,
+    owned_partitions,
+    set_outside_stream,
+    task_partition,
+    task_states,
+)
+
+__all__ = ["expire_finished_tasks"]
+
+log = logging.getLogger(__name__)
+
+POLICY = RetentionPolicy(
+    task_ttl_ms=int(processor_settings.task_ttl_s * 1000),
+    expired_ids_retention_ms=int(processor_settings.expired_ids_retention_s * 1000),
+    expired_ids_max=processor_settings.expired_ids_max,
+    batch_max=processor_settings.expiry_batch_max,
+)
+
+
+@app.timer(interval=processor_settings.expiry_interval_s)
+async def expire_finished_tasks() -> None:
+    """Remove this worker's tasks that finished more than the TTL ago."""
+    if app.rebalancing or app.in_recovery:
+        return
+    now_ms = int(time.time() * 1000)
+    due = tasks_to_expire(_owned_items(task_states), now_ms, POLICY)
+    if due:
+        await publish_tombstones(due)
+        _remove(due, now_ms)
+    for task_id in expired_ids_to_forget(dict(_owned_items(expired_tasks)), now_ms, POLICY):
+        delete_outside_stream(expired_tasks, task_id)
+
+
+def _owned_items(table: faust.Table) -> Iterator[tuple[str, Any]]:
+    owned = owned_partitions()
+    # A snapshot: the agent may add tasks while the caller works through them.
+    for task_id, value in list(table.data.items()):
+        if task_partition(task_id) in owned:
+            yield task_id, value
+
+
+def _remove(task_ids: list[str], now_ms: int) -> None:
+    owned = owned_partitions()  # a rebalance may have moved partitions meanwhile
+    for task_id in task_ids:
+        if task_partition(task_id) in owned:
+            set_outside_stream(expired_tasks, task_id, now_ms)
+            delete_outside_stream(task_states, task_id)
+            log.info("task expired", extra={"task_id": task_id})

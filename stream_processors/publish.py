@@ -1,0 +1,64 @@
+"""Publishes task states to the public compacted task-state topic.
+
+Sent with Faust's producer, which Faust flushes before it commits the source
+offsets: a state change applied by the agent is published at least once, and
+a replay publishes the same state again (harmless on a compacted topic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from schemas.codec import codec_for
+from schemas.headers import child_traceparent, event_headers, header_value
+from stream_processors.app import app, processor_settings
+from stream_processors.public_state import EVENT_TYPE, encode_state_changed
+from stream_processors.topics import task_state_topic
+
+__all__ = ["PRODUCER_NAME", "Headers", "publish_state_change", "publish_tombstones"]
+
+PRODUCER_NAME = f"stream_processors/{app.conf.id}@{processor_settings.web_port}"
+
+Headers = Sequence[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None
+
+
+async def publish_state_change(state: Mapping[str, Any], source_headers: Headers = None) -> None:
+    """Queue a task's new state on the task-state topic, in the trace of its source event."""
+    task_id = state["task_id"]
+    trace = child_traceparent(header_value(_as_list(source_headers), "traceparent"))
+    await task_state_topic.send(
+        key=task_id.encode(),
+        value=encode_state_changed(state),
+        headers=_headers(task_id, trace),
+    )
+
+
+async def publish_tombstones(task_ids: Iterable[str]) -> None:
+    """Publish a tombstone for each expired task and wait until the broker has them all.
+
+    Waiting matters: the expiry timer removes a task from the table only after
+    this, so a crash in between expires (and publishes) it again. A tombstone's
+    headers still name the topic's schema and the task.
+    """
+    pending = [
+        await task_state_topic.send(
+            key=task_id.encode(), value=None, headers=_headers(task_id, None)
+        )
+        for task_id in task_ids
+    ]
+    if pending:
+        await asyncio.gather(*pending)
+
+
+def _headers(task_id: str, traceparent: str | None) -> list[tuple[str, bytes]]:
+    return event_headers(codec_for(EVENT_TYPE).schema, task_id, PRODUCER_NAME, traceparent)
+
+
+def _as_list(headers: Headers) -> list[tuple[str, bytes | None]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(headers)
