@@ -14,9 +14,11 @@ from producer_api.exceptions import ApiError
 from producer_api.metrics import TASKS_REJECTED
 from producer_api.models import TASK_KINDS
 
-__all__ = ["install_error_handlers"]
+__all__ = ["PROBLEM", "install_error_handlers"]
 
 PROBLEM_JSON = "application/problem+json"
+# An error response in route metadata; main.py fills in the Problem schema.
+PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 
 
 def problem(

@@ -17,6 +17,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedDocument",
+    "UnsupportedMediaType",
 ]
 
 
@@ -118,3 +119,10 @@ class Overloaded(ApiError):
 
     status = 503
     title = "Too many tasks waiting"
+
+
+class UnsupportedMediaType(ApiError):
+    """The request body is of a media type this route does not take."""
+
+    status = 415
+    title = "Unsupported media type"

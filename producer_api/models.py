@@ -7,13 +7,18 @@ from typing import Annotated, Any, Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 __all__ = [
+    "PROBLEM_SCHEMAS",
     "TASK_KINDS",
     "TASK_REQUEST_BODY",
+    "TASK_SCHEMA_DEFS",
     "DocumentSearchForm",
+    "FieldError",
+    "Problem",
     "TaskAccepted",
     "TaskCreate",
     "TaskResultView",
     "TaskStatusView",
+    "Text",
 ]
 
 MAX_TEXT_CHARS = 10_000

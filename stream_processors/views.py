@@ -83,14 +83,15 @@ async def _caught_up_with_requests(task_id: str) -> bool:
 
     The API answers 202 only after the broker acknowledged the request, so a
     task id a client holds is below the partition's current high watermark.
-    Once the table has applied everything up to that watermark, a missing task
+    Once the table has applied everything up to that watermark (seen by this
+    process, or committed by the app's group before a restart), a missing task
     is truly unknown. Returns whether the table caught up within the bound.
     """
     partition = task_partition(task_id)
     loop = asyncio.get_running_loop()
-    _, high = await loop.run_in_executor(None, _watermarks, partition)
+    high, committed = await loop.run_in_executor(None, _request_progress, partition)
     deadline = time.monotonic() + processor_settings.read_your_writes_timeout_s
-    while applied_request_offsets[partition] < high - 1:
+    while max(applied_request_offsets[partition] + 1, committed) < high:
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.02)
@@ -98,10 +99,16 @@ async def _caught_up_with_requests(task_id: str) -> bool:
 
 
 @cache
-def _watermark_reader() -> Consumer:
-    return Consumer(kafka_settings.librdkafka(**{"group.id": f"{app.conf.id}-watermarks"}))
+def _progress_reader() -> Consumer:
+    # Named after the app's consumer group but never subscribed: it only reads
+    # that group's committed offsets and the watermarks.
+    return Consumer(kafka_settings.librdkafka(**{"group.id": app.conf.id}))
 
 
-def _watermarks(partition: int) -> tuple[int, int]:
+def _request_progress(partition: int) -> tuple[int, int]:
+    """The requests partition's high watermark and the app group's committed offset."""
     tp = TopicPartition(topic_settings.requests, partition)
-    return _watermark_reader().get_watermark_offsets(tp, timeout=5, cached=False)
+    reader = _progress_reader()
+    _, high = reader.get_watermark_offsets(tp, timeout=5, cached=False)
+    [committed] = reader.committed([tp], timeout=5)
+    return high, committed.offset

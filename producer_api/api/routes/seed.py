@@ -27,7 +27,8 @@ from producer_api.api.deps import (
     SubmitterDep,
     TaskStateDep,
 )
-from producer_api.exceptions import ApiError
+from producer_api.errors import PROBLEM
+from producer_api.exceptions import UnsupportedMediaType
 from producer_api.models import TASK_REQUEST_BODY, DocumentSearchForm, TaskAccepted, Text
 from producer_api.security import Caller
 from producer_api.submission import Submission, read_document_form
@@ -38,17 +39,9 @@ __all__ = ["PREFIX", "router"]
 PREFIX = "/activedocuments/nexans"
 ECHO_TEXT = "Hello! FINALMENTE!"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 TaskId = Annotated[str, Path(description="Task id returned by uploader/")]
 
 router = APIRouter(prefix=PREFIX, tags=["seed-compatible"])
-
-
-class UnsupportedMediaType(ApiError):
-    """The uploader takes HTML form posts only, as the seed did."""
-
-    status = 415
-    title = "Unsupported media type"
 
 
 class PairForm(BaseModel):
@@ -78,7 +71,12 @@ UPLOADER_BODY = {
         "multipart/form-data": {"schema": {"anyOf": [_PAIR_SCHEMA, _DOCUMENT_SCHEMA]}},
     },
 }
-TASK_PROBLEMS: dict[int | str, dict[str, Any]] = {401: PROBLEM, 404: PROBLEM, 503: PROBLEM}
+TASK_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: PROBLEM,
+    404: PROBLEM,
+    410: PROBLEM,
+    503: PROBLEM,
+}
 
 
 @router.get("/echo/", response_class=PlainTextResponse)

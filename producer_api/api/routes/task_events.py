@@ -25,7 +25,7 @@ HEARTBEAT_S = 15.0
 @router.get(
     "/{task_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 404: {}},
+    responses={200: {"content": {"text/event-stream": {}}}, 404: {}, 410: {}, 503: {}},
 )
 async def task_events(
     task_id: Annotated[str, Path(max_length=64)],

@@ -17,6 +17,7 @@ from producer_api.api.deps import (
     SubmitterDep,
     TaskStateDep,
 )
+from producer_api.errors import PROBLEM
 from producer_api.exceptions import TaskAlreadyFinished
 from producer_api.models import (
     TASK_REQUEST_BODY,
@@ -32,7 +33,6 @@ __all__ = ["router"]
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 TaskId = Annotated[str, Path(description="Task id returned by POST /v1/tasks", max_length=64)]
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 @router.post(
@@ -43,6 +43,7 @@ PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
         400: PROBLEM,
         401: PROBLEM,
         409: PROBLEM,
+        410: PROBLEM,
         413: PROBLEM,
         415: PROBLEM,
         422: PROBLEM,
@@ -83,7 +84,11 @@ async def submit_task(
     return accepted
 
 
-@router.get("/{task_id}", response_model=TaskStatusView, responses={404: PROBLEM, 503: PROBLEM})
+@router.get(
+    "/{task_id}",
+    response_model=TaskStatusView,
+    responses={404: PROBLEM, 410: PROBLEM, 503: PROBLEM},
+)
 async def get_task(task_id: TaskId, task_state: TaskStateDep, caller: CallerDep) -> TaskStatusView:
     """A task's lifecycle state."""
     return _status_view(await load_task(task_state, task_id, caller))
@@ -92,7 +97,7 @@ async def get_task(task_id: TaskId, task_state: TaskStateDep, caller: CallerDep)
 @router.get(
     "/{task_id}/result",
     response_model=TaskResultView,
-    responses={202: {"model": TaskResultView}, 404: PROBLEM, 503: PROBLEM},
+    responses={202: {"model": TaskResultView}, 404: PROBLEM, 410: PROBLEM, 503: PROBLEM},
 )
 async def get_result(
     task_id: TaskId, task_state: TaskStateDep, caller: CallerDep, response: Response
@@ -117,7 +122,7 @@ async def get_result(
     "/{task_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TaskStatusView,
-    responses={404: PROBLEM, 409: PROBLEM, 503: PROBLEM},
+    responses={404: PROBLEM, 409: PROBLEM, 410: PROBLEM, 503: PROBLEM},
 )
 async def cancel_task(
     task_id: TaskId, task_state: TaskStateDep, publisher: PublisherDep, caller: CallerDep
