@@ -38,6 +38,7 @@ class EventEmitter:
         parent: Message | None = None,
         error: dict[str, str] | None = None,
         attempt: int = 1,
+        progress: float | None = None,
     ) -> None:
         """Produce a TaskStatus event for a task."""
         event = {
@@ -45,7 +46,7 @@ class EventEmitter:
             "state": state,
             "attempt": attempt,
             "worker": self.worker_id,
-            "progress": None,
+            "progress": progress,
             "error": error,
             "occurred_at": _now_ms(),
         }
@@ -57,7 +58,7 @@ class EventEmitter:
         if outcome.output is None:
             error = {"type": outcome.error_type or "Error", "message": outcome.error_message or ""}
             self.status(producer, request, "FAILED", parent, error, outcome.attempt)
-            self.dead_letter(producer, parent, error["type"], error["message"])
+            self.dead_letter(producer, parent, error["type"], error["message"], outcome.error_stack)
             return
         event = {
             "task_id": request["task_id"],
@@ -72,9 +73,18 @@ class EventEmitter:
         self._produce(producer, "TaskResult", self.topics.results, event, parent)
 
     def dead_letter(
-        self, producer: Producer, message: Message, error_type: str, error_message: str
+        self,
+        producer: Producer,
+        message: Message,
+        error_type: str,
+        error_message: str,
+        stack: str | None = None,
     ) -> None:
-        """Send an unprocessable message, unchanged, to the dead-letter topic."""
+        """Send an unprocessable message, unchanged, to the dead-letter topic.
+
+        Headers carry the error, a stack summary when there is one, and the
+        original topic/partition@offset.
+        """
         event = {
             "source_topic": message.topic(),
             "source_partition": message.partition(),
@@ -98,6 +108,8 @@ class EventEmitter:
             ("error-message", error_message[:1000].encode()),
             ("source", f"{message.topic()}/{message.partition()}@{message.offset()}".encode()),
         ]
+        if stack:
+            headers.append(("error-stack", stack.encode()))
         producer.produce(
             self.topics.dead_letters, key=key, value=codec.encode(event), headers=headers
         )

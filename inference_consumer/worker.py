@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -32,6 +33,7 @@ from schemas.topics import TopicSettings
 __all__ = ["InferenceWorker"]
 
 log = logging.getLogger(__name__)
+PROGRESS_INTERVAL_S = 0.5
 
 
 class InferenceWorker:
@@ -63,6 +65,7 @@ class InferenceWorker:
         self.store = store
         self.cancellations = CancellationWatcher(kafka, topics.cancellations)
         self._owned: set[int] = set()
+        self._progress_sent: dict[str, float] = {}
         self.retry_policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_ms / 1000)
         self._revoked: set[tuple[str, int]] = set()
         self._running = True
@@ -124,6 +127,7 @@ class InferenceWorker:
         """Infer a batch and commit its outputs with its offsets, or rewind on abort."""
         decoded, undecodable = self._decode(batch)
         decoded = self._without_cancelled(decoded)
+        self._progress_sent.clear()
         outcomes = self._infer(decoded)
         try:
             self.producer.begin_transaction()
@@ -163,7 +167,17 @@ class InferenceWorker:
                 self.retry_policy,
                 lambda n, exc: self._retrying(decoded, n, exc),
                 self.store,
+                self._progress,
             )
+
+    def _progress(self, request: dict[str, Any], fraction: float) -> None:
+        """Publish a long task's progress, at most every PROGRESS_INTERVAL_S."""
+        now = time.monotonic()
+        if now - self._progress_sent.get(request["task_id"], 0.0) < PROGRESS_INTERVAL_S:
+            return
+        self._progress_sent[request["task_id"]] = now
+        self.emitter.status(self.status_producer, request, "RUNNING", progress=fraction)
+        self.status_producer.poll(0)
 
     def _retrying(
         self, decoded: list[tuple[Message, dict[str, Any]]], attempt: int, error: Exception

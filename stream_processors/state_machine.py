@@ -112,4 +112,6 @@ def _enter(state: dict[str, Any], event: TaskEvent) -> None:
     entry = {"state": event.state, "at": event.occurred_at, "attempt": event.attempt}
     if event.error is not None:
         entry["error"] = event.error
+    if event.progress is not None:
+        entry["progress"] = event.progress
     state["history"] = [*state["history"], entry][-HISTORY_LIMIT:]

@@ -100,3 +100,18 @@ def test_incomplete_uploads_are_422_naming_the_field(
         response = client.post("/v1/tasks", data=data, files=files or {"x": ("", b"", "")})
     assert response.status_code == 422, response.text
     assert field in {error["field"] for error in response.json()["errors"]}
+
+
+def test_a_long_document_reports_progress_while_running(pipeline: Pipeline) -> None:
+    text = "\n\n".join(f"Paragraph {i}. " + " ".join(LINES) for i in range(150))
+    with pipeline.client() as client:
+        task_id = client.post(
+            "/v1/tasks",
+            data={"query": "grid connection"},
+            files={"file": ("long.md", text.encode(), "text/markdown")},
+        ).json()["task_id"]
+        state = wait_for_state(client, task_id, {"SUCCESS", "FAILED"}, timeout_s=120)
+    assert state["status"] == "SUCCESS"
+    progress = [h["progress"] for h in state["history"] if "progress" in h]
+    assert progress and all(0 < p < 1 for p in progress)
+    assert progress == sorted(progress)

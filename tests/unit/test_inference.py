@@ -163,3 +163,37 @@ def test_document_search_with_a_tampered_document_fails_alone(tmp_path) -> None:
     [outcome] = run_batch([request], CountingEncoder(), store)
     assert outcome.error_type == "InvalidTaskInputs"
     assert "does not match" in (outcome.error_message or "")
+
+
+def test_long_tasks_report_rising_progress_between_chunks() -> None:
+    encoder = CountingEncoder()
+    long_task = {
+        "task_id": "long",
+        "kind": "embed",
+        "inputs": {"texts": [f"t{i}" for i in range(200)]},
+    }
+    short_task = {
+        "task_id": "short",
+        "kind": "similarity",
+        "inputs": {"item_a": "a", "item_b": "b"},
+    }
+    reports: list[tuple[str, float]] = []
+    outcomes = run_batch(
+        [short_task, long_task], encoder, on_progress=lambda r, f: reports.append((r["task_id"], f))
+    )
+    assert len(encoder.calls) == 4  # 202 texts in chunks of 64
+    assert {task for task, _ in reports} == {"long"}
+    fractions = [f for _, f in reports]
+    assert fractions == sorted(fractions) and all(0 < f < 1 for f in fractions)
+    assert len(outcomes[1].output["vectors"]) == 200
+    assert outcomes[0].output["similarity"] == pytest.approx(
+        float(encoder(["a"])[0] @ encoder(["b"])[0])
+    )
+
+
+def test_failures_carry_a_stack_summary() -> None:
+    outcomes = run_with_retries(
+        REQUESTS, FlakyEncoder(5), RetryPolicy(1, 0.001), lambda attempt, _exc: None
+    )
+    assert "RuntimeError: CUDA out of memory" in (outcomes[0].error_stack or "")
+    assert "Traceback" in (outcomes[0].error_stack or "")
