@@ -30,7 +30,7 @@ RUN pip install . && rm -rf /src/build
 # Non-root; /var/lib/asyncarch is owned by that user so a named volume mounted
 # there (PROCESSOR_DATA_DIR in docker-compose.yml) starts out writable.
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin asyncarch \
-    && mkdir -p /var/lib/asyncarch/processor \
+    && mkdir -p /var/lib/asyncarch/processor /var/lib/asyncarch/documents \
     && chown -R asyncarch:asyncarch /var/lib/asyncarch
 USER asyncarch
 WORKDIR /home/asyncarch

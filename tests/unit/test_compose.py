@@ -59,13 +59,29 @@ def ours(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return built
 
 
+# What an operator sets before `docker compose up` (compose interpolates ${NAME...}).
+OPERATOR_ENV = {"ASYNCARCH_API_KEYS": "tenant-a:" + "0" * 64}
+
+
+def interpolate(value: str) -> str:
+    """Compose's ${NAME}, ${NAME:-default} and ${NAME:?error}, from OPERATOR_ENV."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, rest = match.group(1), match.group(2), match.group(3)
+        if name in OPERATOR_ENV:
+            return OPERATOR_ENV[name]
+        assert op != ":?", f"${{{name}}} must be set by the operator: {rest}"
+        return rest if op == ":-" else ""
+
+    return re.sub(r"\$\{(\w+)(:[-?])?([^}]*)\}", one, value)
+
+
 def env(service: dict[str, Any]) -> dict[str, str]:
-    """A service's environment as a dict, from either compose syntax."""
+    """A service's environment as a dict, from either compose syntax, interpolated."""
     raw = service.get("environment") or {}
     if isinstance(raw, list):
-        pairs = (item.split("=", 1) for item in raw)
-        return {key: value for key, value in pairs}
-    return {key: "" if value is None else str(value) for key, value in raw.items()}
+        raw = dict(item.split("=", 1) for item in raw)
+    return {key: interpolate("" if value is None else str(value)) for key, value in raw.items()}
 
 
 def command(service: dict[str, Any]) -> list[str]:
