@@ -13,6 +13,7 @@ from asyncarch.blobstore import open_store
 from asyncarch.config import KafkaSettings
 from asyncarch.logs import configure_logging
 from producer_api.api.routes import health, seed, task_events, tasks
+from producer_api.body_limit import BodySizeLimit
 from producer_api.core.config import ApiSettings
 from producer_api.errors import install_error_handlers
 from producer_api.limits import RateLimiter, WaitingTasksMonitor
@@ -62,6 +63,8 @@ def create_app(
         description="Asynchronous ML inference on Apache Kafka",
     )
     install_error_handlers(app)
+    # Room for the multipart framing and fields around the largest document.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + 64 * 1024)
     _document_task_schemas(app)
     app.include_router(tasks.router)
     app.include_router(task_events.router)

@@ -50,3 +50,13 @@ def test_wrong_method_is_a_problem_body(pipeline: Pipeline) -> None:
         response = client.delete("/v1/tasks")
     assert response.status_code == 405
     assert response.json()["status"] == 405
+
+
+def test_an_oversized_body_is_413_before_it_is_parsed(pipeline: Pipeline) -> None:
+    body = b'{"kind": "embed", "inputs": {"texts": ["' + b"x" * 400_000 + b'"]}}'
+    with pipeline.client() as client:
+        response = client.post(
+            "/v1/tasks", content=body, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 413
+    assert response.json()["title"] == "Request body too large"
