@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     requests = tasks(args.tasks)
+    default_threads = torch.get_num_threads()
     encoder = SentenceEncoder(default_model_dir(), "all-MiniLM-L6-v2", threads=1)
     throughput(encoder, requests[:32], 32)  # warm-up
     compare(
