@@ -76,7 +76,7 @@ def main() -> None:
         return throughput(encoder, requests, 32)
 
     compare(
-        f"torch threads (max_batch=32; this machine has {torch.get_num_threads()} by default)",
+        f"torch threads (max_batch=32; torch's default here is {default_threads})",
         {f"threads={n}": (lambda n=n: with_threads(n)) for n in (1, 2)},
         args.rounds,
     )
