@@ -9,6 +9,8 @@ Only sending and sleeping differ between the two classes.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +33,8 @@ __all__ = [
     "TaskNotFinished",
     "TaskNotFound",
     "TaskTimeout",
+    "WebhookSignatureError",
+    "verify_webhook_signature",
 ]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -97,6 +101,44 @@ class TaskTimeout(AsyncarchError):
         self.last = last
         status = last.get("status") if last else "unknown"
         super().__init__(f"task {task_id} still {status} after {timeout_s:g}s")
+
+
+class WebhookSignatureError(AsyncarchError):
+    """A webhook's ``Asyncarch-Signature`` is missing, malformed, stale or does not match."""
+
+
+def verify_webhook_signature(
+    secret: str | bytes,
+    body: bytes,
+    header: str | None,
+    tolerance_s: float = 300,
+    now: float | None = None,
+) -> None:
+    """Check a webhook from the pipeline before trusting its body.
+
+    Args:
+        secret: The processor's ``PROCESSOR_WEBHOOK_SECRET``.
+        body: The request body exactly as received (raw bytes, before parsing).
+        header: The ``Asyncarch-Signature`` header: ``t=<unix seconds>,v1=<hex>``.
+        tolerance_s: Largest accepted distance between ``t`` and now (replays).
+        now: The current Unix time (tests).
+
+    Raises:
+        WebhookSignatureError: The signature is not valid for this body, or too old.
+    """
+    fields = [part.strip().partition("=") for part in (header or "").split(",")]
+    signatures = [value for key, _, value in fields if key == "v1"]
+    timestamps = [value for key, _, value in fields if key == "t"]
+    if len(timestamps) != 1 or not timestamps[0].isdigit() or not signatures:
+        raise WebhookSignatureError("malformed or missing Asyncarch-Signature header")
+    key = secret.encode() if isinstance(secret, str) else secret
+    signed = timestamps[0].encode() + b"." + body
+    expected = hmac.new(key, signed, hashlib.sha256).hexdigest().encode()
+    if not any(hmac.compare_digest(expected, candidate.encode()) for candidate in signatures):
+        raise WebhookSignatureError("signature does not match the body")
+    age = (time.time() if now is None else now) - int(timestamps[0])
+    if abs(age) > tolerance_s:
+        raise WebhookSignatureError(f"signature timestamp is {age:.0f} s off (> {tolerance_s:g} s)")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ __all__ = [
     "TaskResultView",
     "TaskStatusView",
     "Text",
+    "WebhookDeliveryView",
 ]
 
 MAX_TEXT_CHARS = 10_000
@@ -120,6 +121,17 @@ class TaskError(BaseModel):
     message: str
 
 
+class WebhookDeliveryView(BaseModel):
+    """The webhook of a finished task with a ``callback_url``; each attempt is also a
+    ``WEBHOOK`` entry of the task's history."""
+
+    delivery_id: str = Field(description="Sent as Asyncarch-Delivery on every attempt")
+    event: str = Field(examples=["task.succeeded"])
+    status: Literal["pending", "delivered", "failed", "refused"]
+    attempts: int
+    next_attempt_at: int | None = Field(description="Epoch milliseconds; null once settled")
+
+
 class TaskStatusView(BaseModel):
     """A task's lifecycle state."""
 
@@ -132,6 +144,7 @@ class TaskStatusView(BaseModel):
     progress: float | None
     error: TaskError | None
     history: list[dict[str, Any]]
+    webhook: WebhookDeliveryView | None = None
 
 
 class TaskResultView(BaseModel):

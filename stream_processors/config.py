@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from asyncarch.local_kafka import cache_root
 
-__all__ = ["ProcessorSettings"]
+__all__ = ["DEV_WEBHOOK_SECRET", "ProcessorSettings"]
 
 DAY_S = 24 * 3600.0
+# Signs webhooks in local runs only: refused when PROCESSOR_ENVIRONMENT is not "local".
+DEV_WEBHOOK_SECRET = "asyncarch-local-dev-webhook-secret"
 
 
 class ProcessorSettings(BaseSettings):
@@ -35,3 +39,39 @@ class ProcessorSettings(BaseSettings):
     # An expired id answers 410 Gone (not 404) for this long, for at most this many ids.
     expired_ids_retention_s: float = Field(default=7 * DAY_S, gt=0)
     expired_ids_max: int = Field(default=200_000, gt=0)
+    # Webhooks (callback_url): see stream_processors/README.md.
+    environment: str = "local"
+    webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
+    webhook_retry_for_s: float = Field(default=3600.0, ge=0)
+    webhook_backoff_initial_s: float = Field(default=1.0, gt=0)
+    webhook_backoff_max_s: float = Field(default=300.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_concurrency: int = Field(default=32, gt=0)
+    webhook_poll_interval_s: float = Field(default=0.2, gt=0)
+    # CIDRs that callbacks may reach although they are not public (comma-separated).
+    webhook_allowed_networks: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(ipaddress.ip_network(cidr, strict=False)) for cidr in value)
+
+    @model_validator(mode="after")
+    def _real_secret_outside_local(self) -> ProcessorSettings:
+        secret = self.webhook_secret.get_secret_value()
+        if self.environment != "local" and secret == DEV_WEBHOOK_SECRET:
+            raise ValueError(
+                "PROCESSOR_WEBHOOK_SECRET must be set when PROCESSOR_ENVIRONMENT is not local"
+            )
+        if not secret:
+            raise ValueError("PROCESSOR_WEBHOOK_SECRET must not be empty")
+        if self.webhook_backoff_max_s < self.webhook_backoff_initial_s:
+            raise ValueError("PROCESSOR_WEBHOOK_BACKOFF_MAX_S must be >= BACKOFF_INITIAL_S")
+        return self

@@ -1,8 +1,9 @@
 """The task-state table: the one place the pipeline's state is materialised.
 
 Beside it, a small table of recently expired task ids (mapped to when they
-expired, epoch ms), so a query for an expired task answers 410 rather than 404.
-Both are keyed by task id and co-partitioned with the task topics.
+expired, epoch ms), so a query for an expired task answers 410 rather than 404,
+and the webhook deliveries of finished tasks (``stream_processors.webhooks``).
+All are keyed by task id and co-partitioned with the task topics.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "set_outside_stream",
     "task_partition",
     "task_states",
+    "webhook_deliveries",
 ]
 
 
@@ -57,6 +59,9 @@ def _task_table(name: str, help: str) -> TaskTable:
 task_states = _task_table("task-state", "Latest state of every task, keyed by task id")
 expired_tasks = _task_table(
     "expired-tasks", "When each recently expired task expired (epoch ms), keyed by task id"
+)
+webhook_deliveries = _task_table(
+    "webhook-deliveries", "Webhook delivery of each finished task with a callback_url"
 )
 
 # Highest requests-topic offset applied per partition: read-your-writes waits on it.

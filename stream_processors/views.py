@@ -1,7 +1,9 @@
 """Web views that answer task queries from the table.
 
 A query is forwarded (Faust's table routing) to the worker that owns the
-task's partition, so any Faust worker answers for any task.
+task's partition, so any Faust worker answers for any task. The answer merges
+the task's webhook delivery (attempts as ``WEBHOOK`` history entries). Each
+worker also serves its own Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from functools import cache
 
 from confluent_kafka import Consumer, TopicPartition
 from faust.exceptions import SameNode
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_processors.app import app, kafka_settings, processor_settings, topic_settings
 from stream_processors.tables import (
@@ -20,9 +23,11 @@ from stream_processors.tables import (
     owned_partitions,
     task_partition,
     task_states,
+    webhook_deliveries,
 )
+from stream_processors.webhooks import with_webhook
 
-__all__ = ["get_task", "health"]
+__all__ = ["get_task", "health", "metrics"]
 
 _routing = {"ready": False, "assigned": False}
 
@@ -43,6 +48,12 @@ async def health(web, request):  # type: ignore[no-untyped-def]
         "partitions": sorted(owned_partitions()) if ready else [],
     }
     return web.json(body, status=200 if ready else 503)
+
+
+@app.page("/metrics/")
+async def metrics(web, request):  # type: ignore[no-untyped-def]
+    """This worker's Prometheus metrics (webhook outcomes)."""
+    return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @app.page("/tasks/{task_id}/")
@@ -71,7 +82,7 @@ async def _local_task(web, task_id: str):  # type: ignore[no-untyped-def]
     if state is None and task_id not in expired_tasks and await _caught_up_with_requests(task_id):
         state = task_states.get(task_id)
     if state is not None:
-        return web.json(state)
+        return web.json(with_webhook(state, webhook_deliveries.get(task_id)))
     if (expired_at := expired_tasks.get(task_id)) is not None:
         detail = f"task {task_id} finished and expired at {expired_at} (epoch ms)"
         return web.json({"detail": detail, "expired_at": expired_at}, status=410)

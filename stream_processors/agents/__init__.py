@@ -1,5 +1,5 @@
 """Faust agents and timers, one module each."""
 
-from stream_processors.agents import expiry, task_events
+from stream_processors.agents import expiry, task_events, webhooks
 
-__all__ = ["expiry", "task_events"]
+__all__ = ["expiry", "task_events", "webhooks"]

@@ -26,6 +26,7 @@ from stream_processors.tables import (
     set_outside_stream,
     task_partition,
     task_states,
+    webhook_deliveries,
 )
 
 __all__ = ["expire_finished_tasks"]
@@ -68,4 +69,6 @@ def _remove(task_ids: list[str], now_ms: int) -> None:
         if task_partition(task_id) in owned:
             set_outside_stream(expired_tasks, task_id, now_ms)
             delete_outside_stream(task_states, task_id)
+            if task_id in webhook_deliveries:  # a pending delivery stops with its task
+                delete_outside_stream(webhook_deliveries, task_id)
             log.info("task expired", extra={"task_id": task_id})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from schemas.exceptions import EventDecodeError
+from stream_processors.agents.webhooks import schedule_webhook
 from stream_processors.app import app, topic_settings
 from stream_processors.events import to_task_event
 from stream_processors.publish import Headers, publish_state_change
@@ -45,8 +46,10 @@ async def _store(task_event: TaskEvent, headers: Headers) -> None:
     if task_event.task_id in expired_tasks:
         # A late or replayed event of an expired task must not bring it back.
         return
-    new_state = apply(task_states.get(task_event.task_id), task_event)
+    current = task_states.get(task_event.task_id)
+    new_state = apply(current, task_event)
     if new_state is not None:
         task_states[task_event.task_id] = new_state
         await publish_state_change(new_state, headers)
         log.info("task state", extra={"task_id": task_event.task_id, "state": new_state["state"]})
+    schedule_webhook(new_state or current)

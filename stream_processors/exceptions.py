@@ -1,0 +1,17 @@
+"""Errors of the stream processor."""
+
+from asyncarch.exceptions import AsyncarchError
+
+__all__ = ["StreamProcessorError", "WebhookRefused", "WebhookTargetUnresolved"]
+
+
+class StreamProcessorError(AsyncarchError):
+    """Base class of the stream processor's errors."""
+
+
+class WebhookRefused(StreamProcessorError):
+    """A callback URL may not be called (scheme, or an address it resolves to); permanent."""
+
+
+class WebhookTargetUnresolved(StreamProcessorError):
+    """A callback's host name did not resolve; worth retrying."""
