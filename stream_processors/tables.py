@@ -8,7 +8,6 @@ All are keyed by task id and co-partitioned with the task topics.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import faust
@@ -18,7 +17,6 @@ from stream_processors.app import app, topic_settings
 
 __all__ = [
     "TaskTable",
-    "applied_request_offsets",
     "delete_outside_stream",
     "expired_tasks",
     "owned_partitions",
@@ -63,9 +61,6 @@ expired_tasks = _task_table(
 webhook_deliveries = _task_table(
     "webhook-deliveries", "Webhook delivery of each finished task with a callback_url"
 )
-
-# Highest requests-topic offset applied per partition: read-your-writes waits on it.
-applied_request_offsets: dict[int, int] = defaultdict(lambda: -1)
 
 
 def task_partition(task_id: str) -> int:

@@ -8,17 +8,12 @@ worker also serves its own Prometheus metrics.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from functools import cache
-
-from confluent_kafka import Consumer, TopicPartition
 from faust.exceptions import SameNode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stream_processors.app import app, kafka_settings, processor_settings, topic_settings
+from stream_processors.app import app, topic_settings
+from stream_processors.catch_up import caught_up, forget_warm_partitions, warm_up
 from stream_processors.tables import (
-    applied_request_offsets,
     expired_tasks,
     owned_partitions,
     task_partition,
@@ -35,6 +30,7 @@ _routing = {"ready": False, "assigned": False}
 @app.on_rebalance_complete.connect
 async def _on_rebalance_complete(sender, **kwargs):  # type: ignore[no-untyped-def]
     _routing["assigned"] = True
+    forget_warm_partitions()
 
 
 @app.page("/health/")
@@ -76,10 +72,16 @@ async def _load_changelog_metadata() -> None:
 
 
 async def _local_task(web, task_id: str):  # type: ignore[no-untyped-def]
-    """A task's state from this worker's partitions, waiting (bounded) for requests
+    """A task's state from this worker's partitions, waiting (bounded) for events
     the table has not applied yet; 410 Gone for a task that expired."""
+    partition = task_partition(task_id)
+    await warm_up(partition)
     state = task_states.get(task_id)
-    if state is None and task_id not in expired_tasks and await _caught_up_with_requests(task_id):
+    if (
+        state is None
+        and task_id not in expired_tasks
+        and await caught_up(partition, (topic_settings.requests,))
+    ):
         state = task_states.get(task_id)
     if state is not None:
         return web.json(with_webhook(state, webhook_deliveries.get(task_id)))
@@ -87,39 +89,3 @@ async def _local_task(web, task_id: str):  # type: ignore[no-untyped-def]
         detail = f"task {task_id} finished and expired at {expired_at} (epoch ms)"
         return web.json({"detail": detail, "expired_at": expired_at}, status=410)
     return web.json({"detail": f"unknown task {task_id}"}, status=404)
-
-
-async def _caught_up_with_requests(task_id: str) -> bool:
-    """Wait until the table applied every request written before this query.
-
-    The API answers 202 only after the broker acknowledged the request, so a
-    task id a client holds is below the partition's current high watermark.
-    Once the table has applied everything up to that watermark (seen by this
-    process, or committed by the app's group before a restart), a missing task
-    is truly unknown. Returns whether the table caught up within the bound.
-    """
-    partition = task_partition(task_id)
-    loop = asyncio.get_running_loop()
-    high, committed = await loop.run_in_executor(None, _request_progress, partition)
-    deadline = time.monotonic() + processor_settings.read_your_writes_timeout_s
-    while max(applied_request_offsets[partition] + 1, committed) < high:
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
-@cache
-def _progress_reader() -> Consumer:
-    # Named after the app's consumer group but never subscribed: it only reads
-    # that group's committed offsets and the watermarks.
-    return Consumer(kafka_settings.librdkafka(**{"group.id": app.conf.id}))
-
-
-def _request_progress(partition: int) -> tuple[int, int]:
-    """The requests partition's high watermark and the app group's committed offset."""
-    tp = TopicPartition(topic_settings.requests, partition)
-    reader = _progress_reader()
-    _, high = reader.get_watermark_offsets(tp, timeout=5, cached=False)
-    [committed] = reader.committed([tp], timeout=5)
-    return high, committed.offset

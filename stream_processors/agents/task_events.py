@@ -7,10 +7,11 @@ import logging
 from schemas.exceptions import EventDecodeError
 from stream_processors.agents.webhooks import schedule_webhook
 from stream_processors.app import app, topic_settings
+from stream_processors.catch_up import applied_offsets
 from stream_processors.events import to_task_event
 from stream_processors.publish import Headers, publish_state_change
 from stream_processors.state_machine import TaskEvent, apply
-from stream_processors.tables import applied_request_offsets, expired_tasks, task_states
+from stream_processors.tables import expired_tasks, task_states
 from stream_processors.topics import task_events_topic
 
 __all__ = ["apply_task_events"]
@@ -38,8 +39,7 @@ async def apply_task_events(stream):  # type: ignore[no-untyped-def]
             )
         else:
             await _store(task_event, message.headers)
-        if message.topic == topic_settings.requests:
-            applied_request_offsets[message.partition] = message.offset
+        applied_offsets[(message.topic, message.partition)] = message.offset
 
 
 async def _store(task_event: TaskEvent, headers: Headers) -> None:

@@ -1,0 +1,101 @@
+"""Whether this worker's table has applied what was in Kafka when a query came.
+
+Two questions use it:
+
+- *Read-your-writes.* The API answers 202 only after the broker acknowledged a
+  request, so a task id a client holds is below the requests partition's high
+  watermark. Once the table has applied everything below it, a missing task
+  is truly unknown.
+- *Warm-up after an assignment.* A worker that restarts (or takes a partition
+  over) restores the table from the changelog, then replays the source topics
+  from the group's committed offsets. Until that replay reaches the
+  partitions' ends, the table can be behind what clients already saw (a
+  SUCCESS whose changelog write died with the old worker): the first query of
+  a partition waits for the replay, so answers never move backwards.
+
+A source offset counts as applied when the agent processed it in this process,
+or when the app's group committed past it (Faust flushes the changelog before
+committing). Transactional topics end with a commit marker that no consumer
+sees, so one offset of slack is allowed there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from functools import cache
+
+from confluent_kafka import Consumer, TopicPartition
+
+from stream_processors.app import app, kafka_settings, processor_settings, topic_settings
+
+__all__ = ["applied_offsets", "caught_up", "forget_warm_partitions", "warm_up"]
+
+# Highest source offset the agent applied, per (topic, partition).
+applied_offsets: dict[tuple[str, int], int] = defaultdict(lambda: -1)
+_warm: set[int] = set()
+
+
+def _marker_slack(topic: str) -> int:
+    """Status and results are written in worker transactions, which end in a marker."""
+    return 1 if topic in (topic_settings.status, topic_settings.results) else 0
+
+
+async def caught_up(partition: int, topics: tuple[str, ...]) -> bool:
+    """Wait (bounded) until ``topics``' ``partition`` is applied up to its current end."""
+    loop = asyncio.get_running_loop()
+    ends = await loop.run_in_executor(None, _progress, partition, topics)
+    deadline = time.monotonic() + processor_settings.read_your_writes_timeout_s
+    while any(
+        max(applied_offsets[(topic, partition)] + 1, committed) < high - _marker_slack(topic)
+        for topic, (high, committed) in ends.items()
+    ):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def warm_up(partition: int) -> None:
+    """Once per assignment: wait until every source topic of the partition is replayed."""
+    if partition not in _warm and await caught_up(partition, source_topics()):
+        _warm.add(partition)
+
+
+def forget_warm_partitions() -> None:
+    """After a rebalance, every partition warms up again."""
+    _warm.clear()
+
+
+def source_topics() -> tuple[str, ...]:
+    """The topics the task-events agent folds into the table."""
+    return (
+        topic_settings.requests,
+        topic_settings.status,
+        topic_settings.results,
+        topic_settings.cancellations,
+    )
+
+
+@cache
+def _reader() -> Consumer:
+    # Named after the app's consumer group but never subscribed: it only reads
+    # that group's committed offsets and the partitions' watermarks.
+    return Consumer(
+        kafka_settings.librdkafka(**{"group.id": app.conf.id, "enable.auto.commit": False})
+    )
+
+
+def _progress(partition: int, topics: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    """Per topic: the partition's high watermark and the group's committed offset."""
+    reader = _reader()
+    tps = [TopicPartition(topic, partition) for topic in topics]
+    committed = {tp.topic: tp.offset for tp in reader.committed(tps, timeout=5)}
+    return {
+        tp.topic: (
+            reader.get_watermark_offsets(tp, timeout=5, cached=False)[1],
+            committed[tp.topic],
+        )
+        for tp in tps
+    }
