@@ -60,7 +60,10 @@ def ours(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 # What an operator sets before `docker compose up` (compose interpolates ${NAME...}).
-OPERATOR_ENV = {"ASYNCARCH_API_KEYS": "tenant-a:" + "0" * 64}
+OPERATOR_ENV = {
+    "ASYNCARCH_API_KEYS": "tenant-a:" + "0" * 64,
+    "ASYNCARCH_WEBHOOK_SECRET": "a-real-secret-from-the-operator",
+}
 
 
 def interpolate(value: str) -> str:

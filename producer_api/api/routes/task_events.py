@@ -34,7 +34,10 @@ async def task_events(
     settings: SettingsDep,
     last_event_id: Annotated[int | None, Header()] = None,
 ) -> StreamingResponse:
-    """Stream each state change as an SSE ``status`` event; closes after the terminal one."""
+    """Stream each state change as an SSE ``status`` event; closes after the terminal one.
+
+    Webhook delivery attempts recorded by then come as ``webhook`` events.
+    """
     state = await load_task(task_state, task_id, caller)
     stream = _status_events(
         task_state, state, caller, settings.events_poll_interval_s, skip=(last_event_id or 0)
@@ -66,11 +69,16 @@ async def _status_events(
 
 
 def _frame(number: int, state: dict[str, Any], entry: dict[str, Any]) -> str:
+    """A ``status`` event, or a ``webhook`` event for a callback delivery attempt."""
+    if entry["state"] == "WEBHOOK":
+        data = {"task_id": state["task_id"], **entry}
+        return f"id: {number}\nevent: webhook\ndata: {json.dumps(data)}\n\n"
     data = {
         "task_id": state["task_id"],
         "status": entry["state"],
         "attempt": entry["attempt"],
         "at": entry["at"],
+        "progress": entry.get("progress"),
         "error": entry.get("error"),
         "terminal": entry["state"] in TERMINAL_STATES,
     }
