@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,9 +103,13 @@ def _up(_: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from asyncarch.client import AsyncarchClient, ClientError, TaskTimeout
-    from producer_api.core.config import ApiSettings
-
+    if args.file is not None:
+        if not args.query or not args.file.is_file():
+            print("asyncarch submit: --file needs an existing file and --query", file=sys.stderr)
+            return 2
+        return _submit_with(
+            args, lambda client: client.submit_document(args.file, args.query, top_k=args.top_k)
+        )
     inputs = _task_inputs(args)
     if inputs is None:
         print(
@@ -112,9 +117,17 @@ def _submit(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    return _submit_with(args, lambda client: client.submit(args.kind, inputs))
+
+
+def _submit_with(args: argparse.Namespace, submit: Callable[[Any], Any]) -> int:
+    """Submit through the client; print the id, or with --wait follow it to the result."""
+    from asyncarch.client import AsyncarchClient, ClientError, TaskTimeout
+    from producer_api.core.config import ApiSettings
+
     try:
         with AsyncarchClient(args.url or ApiSettings().base_url) as client:
-            task = client.submit(args.kind, inputs)
+            task = submit(client)
             if not args.wait:
                 print(task.task_id)
                 return 0
@@ -146,7 +159,8 @@ def _wait_and_print(client: AsyncarchClient, task_id: str, timeout_s: float) -> 
 
     def progress(body: dict[str, Any]) -> None:
         attempt = f" (attempt {body['attempt']})" if body.get("attempt", 0) > 1 else ""
-        line = f"{time.monotonic() - started:6.2f}s {body['status']}{attempt}"
+        done = f" {body['progress']:.0%}" if body.get("progress") is not None else ""
+        line = f"{time.monotonic() - started:6.2f}s {body['status']}{attempt}{done}"
         print(line, file=sys.stderr, flush=True)
 
     final = client.wait(task_id, timeout_s=timeout_s, on_status=progress)
@@ -215,6 +229,9 @@ def _add_submit_parser(verbs: Any) -> None:
     submit.add_argument("--item-a", help="first text of a similarity task")
     submit.add_argument("--item-b", help="second text of a similarity task")
     submit.add_argument("--text", action="append", help="a text to embed (repeatable)")
+    submit.add_argument("--file", type=Path, help="a .txt, .md or .pdf document to search")
+    submit.add_argument("--query", help="what to search the --file document for")
+    submit.add_argument("--top-k", type=int, default=5, help="passages to return (--file)")
     submit.add_argument(
         "--wait", action="store_true", help="follow the task, then print its result JSON"
     )

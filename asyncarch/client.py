@@ -14,6 +14,7 @@ import hmac
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -164,6 +165,12 @@ class ApiRequest:
     path: str
     json: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    data: dict[str, str] | None = None
+    files: dict[str, tuple[str, bytes, str]] | None = None
+
+    def send_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``httpx.Client.request`` for this request."""
+        return {"json": self.json, "headers": self.headers, "data": self.data, "files": self.files}
 
 
 def submit_request(
@@ -179,8 +186,8 @@ def submit_request(
         kind: ``similarity`` or ``embed``.
         inputs: The kind's inputs, e.g. ``{"item_a": "TV", "item_b": "Samsung"}``.
         callback_url: Called by the pipeline when the task reaches a terminal state.
-        idempotency_key: Sent as the ``Idempotency-Key`` header for a proxy or a
-            future API version that deduplicates; the API does not act on it yet.
+        idempotency_key: Sent as the ``Idempotency-Key`` header: the same key and
+            body return the same task, a different body answers 409.
 
     Returns:
         The request to send.
@@ -190,6 +197,34 @@ def submit_request(
         body["callback_url"] = callback_url
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     return ApiRequest("POST", "/v1/tasks", body, headers)
+
+
+def document_request(
+    document: Path,
+    query: str,
+    *,
+    top_k: int = 5,
+    callback_url: str | None = None,
+    idempotency_key: str | None = None,
+) -> ApiRequest:
+    """The multipart ``POST /v1/tasks`` request of a ``document-search`` task.
+
+    Args:
+        document: A .txt, .md or .pdf file; the API stores it by claim check.
+        query: What to rank the document's passages against.
+        top_k: How many passages to return.
+        callback_url: As :func:`submit_request`.
+        idempotency_key: As :func:`submit_request`.
+
+    Returns:
+        The request to send.
+    """
+    data = {"query": query, "top_k": str(top_k)}
+    if callback_url is not None:
+        data["callback_url"] = callback_url
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    files = {"file": (document.name, document.read_bytes(), "application/octet-stream")}
+    return ApiRequest("POST", "/v1/tasks", headers=headers, data=data, files=files)
 
 
 def status_request(task: TaskRef) -> ApiRequest:
@@ -282,7 +317,7 @@ class StatusPoll:
 
     def observe(self, body: dict[str, Any]) -> bool:
         """Record a status body, report a change to ``on_status``; True once terminal."""
-        if self.last is None or body.get("status") != self.last.get("status"):
+        if self.last is None or _progress_key(body) != _progress_key(self.last):
             self._delays = backoff_delays(*self._intervals)
             if self._on_status is not None:
                 self._on_status(body)
@@ -339,6 +374,10 @@ class AsyncarchClient:
         """Submit a ``similarity`` task; ``options`` as :meth:`submit`."""
         return self.submit("similarity", {"item_a": item_a, "item_b": item_b}, **options)
 
+    def submit_document(self, document: Path, query: str, **options: Any) -> TaskHandle:
+        """Upload a document for a ``document-search`` task; as :func:`document_request`."""
+        return parse_submit(self._send(document_request(document, query, **options)))
+
     def status(self, task: TaskRef) -> dict[str, Any]:
         """The task's status body: ``status``, ``attempt``, timestamps, ``history``."""
         return parse_status(self._send(status_request(task)))
@@ -393,9 +432,7 @@ class AsyncarchClient:
 
     def _send(self, request: ApiRequest) -> httpx.Response:
         try:
-            return self._http.request(
-                request.method, request.path, json=request.json, headers=request.headers
-            )
+            return self._http.request(request.method, request.path, **request.send_kwargs())
         except httpx.TransportError as exc:
             raise _unreachable(exc) from exc
 
@@ -431,6 +468,10 @@ class AsyncAsyncarchClient:
     async def submit_similarity(self, item_a: str, item_b: str, **options: Any) -> TaskHandle:
         """See :meth:`AsyncarchClient.submit_similarity`."""
         return await self.submit("similarity", {"item_a": item_a, "item_b": item_b}, **options)
+
+    async def submit_document(self, document: Path, query: str, **options: Any) -> TaskHandle:
+        """See :meth:`AsyncarchClient.submit_document`."""
+        return parse_submit(await self._send(document_request(document, query, **options)))
 
     async def status(self, task: TaskRef) -> dict[str, Any]:
         """See :meth:`AsyncarchClient.status`."""
@@ -472,11 +513,14 @@ class AsyncAsyncarchClient:
 
     async def _send(self, request: ApiRequest) -> httpx.Response:
         try:
-            return await self._http.request(
-                request.method, request.path, json=request.json, headers=request.headers
-            )
+            return await self._http.request(request.method, request.path, **request.send_kwargs())
         except httpx.TransportError as exc:
             raise _unreachable(exc) from exc
+
+
+def _progress_key(body: dict[str, Any]) -> tuple[Any, Any]:
+    """What counts as a change while waiting: the status, or a long task's progress."""
+    return body.get("status"), body.get("progress")
 
 
 def _quoted(task: TaskRef) -> str:

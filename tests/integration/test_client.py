@@ -97,3 +97,29 @@ def test_cli_reports_a_refused_task_with_exit_2(pipeline: Pipeline) -> None:
     assert done.stdout == ""
     assert "422 Invalid request" in done.stderr
     assert "inputs.texts" in done.stderr
+
+
+def test_cli_submits_a_document_and_prints_ranked_passages(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    document = tmp_path / "notes.md"
+    document.write_text(
+        "\n\n".join(["The canteen opens at noon.", "Cables are tested at high voltage."] * 5)
+    )
+    command = [sys.executable, "-m", "asyncarch.cli", "submit", "--file", str(document)]
+    command += ["--query", "when is lunch?", "--top-k", "2", "--wait", "--url", pipeline.base_url]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["kind"] == "document-search"
+    assert "canteen" in result["output"]["passages"][0]["text"]
+
+
+def test_sync_client_submits_a_document(pipeline: Pipeline, tmp_path: Path) -> None:
+    document = tmp_path / "a.txt"
+    document.write_text("Fibre carries light. Copper carries current.")
+    with AsyncarchClient(pipeline.base_url) as client:
+        task = client.submit_document(document, "optical", top_k=1)
+        assert client.wait(task, timeout_s=60)["status"] == "SUCCESS"
+        passages = client.result(task)["output"]["passages"]
+    assert len(passages) == 1
