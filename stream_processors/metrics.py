@@ -1,10 +1,16 @@
 """Prometheus metrics of the stream processor, served by the ``/metrics/`` view."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 from stream_processors.webhooks import OUTCOMES
 
-__all__ = ["WEBHOOK_ATTEMPTS"]
+__all__ = [
+    "RECOVERY_SECONDS",
+    "STATE_CHANGES",
+    "TABLE_TASKS",
+    "TASK_LATENCY_SECONDS",
+    "WEBHOOK_ATTEMPTS",
+]
 
 WEBHOOK_ATTEMPTS = Counter(
     "asyncarch_processor_webhook_attempts_total",
@@ -13,3 +19,20 @@ WEBHOOK_ATTEMPTS = Counter(
 )
 for _outcome in OUTCOMES:
     WEBHOOK_ATTEMPTS.labels(outcome=_outcome)  # every outcome is exported from the start
+
+STATE_CHANGES = Counter(
+    "asyncarch_processor_state_changes_total", "State changes applied to the table", ["state"]
+)
+TABLE_TASKS = Gauge(
+    "asyncarch_processor_tasks", "Tasks in this worker's table partitions, by state", ["state"]
+)
+TASK_LATENCY_SECONDS = Histogram(
+    "asyncarch_processor_task_latency_seconds",
+    "From request accepted to terminal state, by terminal state",
+    ["state"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+)
+RECOVERY_SECONDS = Gauge(
+    "asyncarch_processor_recovery_seconds",
+    "Last rebalance: from partitions assigned to table recovered and ready",
+)

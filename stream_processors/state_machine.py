@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TERMINAL_STATES", "TaskEvent", "apply"]
+__all__ = ["ALL_STATES", "TERMINAL_STATES", "TaskEvent", "apply"]
 
 PENDING, RUNNING, RETRYING = "PENDING", "RUNNING", "RETRYING"
 SUCCESS, FAILED, CANCELLED = "SUCCESS", "FAILED", "CANCELLED"
 TERMINAL_STATES = frozenset({SUCCESS, FAILED, CANCELLED})
+ALL_STATES = (PENDING, RUNNING, RETRYING, SUCCESS, FAILED, CANCELLED)
 _RANK = {PENDING: 0, RUNNING: 1, RETRYING: 1, SUCCESS: 2, FAILED: 2, CANCELLED: 2}
 HISTORY_LIMIT = 50
 

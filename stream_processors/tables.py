@@ -8,6 +8,7 @@ All are keyed by task id and co-partitioned with the task topics.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import faust
@@ -19,6 +20,7 @@ __all__ = [
     "TaskTable",
     "delete_outside_stream",
     "expired_tasks",
+    "owned_items",
     "owned_partitions",
     "set_outside_stream",
     "task_partition",
@@ -69,6 +71,15 @@ def task_partition(task_id: str) -> int:
     Every producer uses the Java client's murmur2 partitioner on the task id.
     """
     return (murmur2(task_id.encode()) & 0x7FFFFFFF) % topic_settings.partitions
+
+
+def owned_items(table: faust.Table) -> Iterator[tuple[str, Any]]:
+    """The entries of ``table`` in partitions this worker owns, from a snapshot
+    (the agent may add tasks while the caller works through them)."""
+    owned = owned_partitions()
+    for task_id, value in list(table.data.items()):
+        if task_partition(task_id) in owned:
+            yield task_id, value
 
 
 def owned_partitions() -> set[int]:

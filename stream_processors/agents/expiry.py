@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from typing import Any
-
-import faust
 
 from stream_processors.app import app, processor_settings
 from stream_processors.publish import publish_tombstones
@@ -22,6 +18,7 @@ from stream_processors.retention import RetentionPolicy, expired_ids_to_forget, 
 from stream_processors.tables import (
     delete_outside_stream,
     expired_tasks,
+    owned_items,
     owned_partitions,
     set_outside_stream,
     task_partition,
@@ -47,20 +44,12 @@ async def expire_finished_tasks() -> None:
     if app.rebalancing or app.in_recovery:
         return
     now_ms = int(time.time() * 1000)
-    due = tasks_to_expire(_owned_items(task_states), now_ms, POLICY)
+    due = tasks_to_expire(owned_items(task_states), now_ms, POLICY)
     if due:
         await publish_tombstones(due)
         _remove(due, now_ms)
-    for task_id in expired_ids_to_forget(dict(_owned_items(expired_tasks)), now_ms, POLICY):
+    for task_id in expired_ids_to_forget(dict(owned_items(expired_tasks)), now_ms, POLICY):
         delete_outside_stream(expired_tasks, task_id)
-
-
-def _owned_items(table: faust.Table) -> Iterator[tuple[str, Any]]:
-    owned = owned_partitions()
-    # A snapshot: the agent may add tasks while the caller works through them.
-    for task_id, value in list(table.data.items()):
-        if task_partition(task_id) in owned:
-            yield task_id, value
 
 
 def _remove(task_ids: list[str], now_ms: int) -> None:

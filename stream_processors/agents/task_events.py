@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from schemas.exceptions import EventDecodeError
 from stream_processors.agents.webhooks import schedule_webhook
 from stream_processors.app import app, topic_settings
 from stream_processors.catch_up import applied_offsets
 from stream_processors.events import to_task_event
+from stream_processors.metrics import STATE_CHANGES, TASK_LATENCY_SECONDS
 from stream_processors.publish import Headers, publish_state_change
-from stream_processors.state_machine import TaskEvent, apply
+from stream_processors.state_machine import TERMINAL_STATES, TaskEvent, apply
 from stream_processors.tables import expired_tasks, task_states
 from stream_processors.topics import task_events_topic
 
@@ -50,6 +52,15 @@ async def _store(task_event: TaskEvent, headers: Headers) -> None:
     new_state = apply(current, task_event)
     if new_state is not None:
         task_states[task_event.task_id] = new_state
+        _observe(new_state)
         await publish_state_change(new_state, headers)
         log.info("task state", extra={"task_id": task_event.task_id, "state": new_state["state"]})
     schedule_webhook(new_state or current)
+
+
+def _observe(state: dict[str, Any]) -> None:
+    """Count the change; for a terminal one, the time since the request was accepted."""
+    STATE_CHANGES.labels(state=state["state"]).inc()
+    if state["state"] in TERMINAL_STATES and state["submitted_at"] and state["updated_at"]:
+        seconds = max(0.0, (state["updated_at"] - state["submitted_at"]) / 1000)
+        TASK_LATENCY_SECONDS.labels(state=state["state"]).observe(seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import uuid
 
+import httpx
 import pytest
 import torch
 
@@ -90,3 +91,21 @@ def test_health_ready_and_metrics(pipeline: Pipeline) -> None:
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"kafka": True, "processor": True}
         assert "asyncarch_api_tasks_submitted_total" in client.get("/metrics").text
+
+
+def test_processor_metrics_count_changes_latency_and_recovery(pipeline: Pipeline) -> None:
+    with pipeline.client() as client:
+        task_id = client.post(
+            "/v1/tasks", json={"kind": "similarity", "inputs": {"item_a": "a", "item_b": "b"}}
+        ).json()["task_id"]
+        wait_for_state(client, task_id, {"SUCCESS"})
+    port = pipeline.services.env["PROCESSOR_WEB_PORT"]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics/", timeout=10).text
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples['asyncarch_processor_state_changes_total{state="SUCCESS"}'] >= 1
+    assert samples['asyncarch_processor_task_latency_seconds_count{state="SUCCESS"}'] >= 1
+    assert samples["asyncarch_processor_recovery_seconds"] > 0
