@@ -138,6 +138,7 @@ def launch_pipeline(
         PROCESSOR_DATA_DIR=str(log_dir / "processor-data"),
         BLOB_URL=(log_dir / "blobs").as_uri(),
         API_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT),
+        WORKER_METRICS_PORT=str(free_port()),
         **extra_env,
     )
     services = ServiceGroup(env=env, log_dir=log_dir)

@@ -109,3 +109,16 @@ def test_processor_metrics_count_changes_latency_and_recovery(pipeline: Pipeline
     assert samples['asyncarch_processor_state_changes_total{state="SUCCESS"}'] >= 1
     assert samples['asyncarch_processor_task_latency_seconds_count{state="SUCCESS"}'] >= 1
     assert samples["asyncarch_processor_recovery_seconds"] > 0
+
+
+def test_worker_metrics_count_batches_and_outcomes(pipeline: Pipeline) -> None:
+    with pipeline.client() as client:
+        task_id = client.post(
+            "/v1/tasks", json={"kind": "embed", "inputs": {"texts": ["metrics"]}}
+        ).json()["task_id"]
+        wait_for_state(client, task_id, {"SUCCESS"})
+    port = pipeline.services.env["WORKER_METRICS_PORT"]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert 'asyncarch_worker_tasks_total{outcome="success"}' in text
+    assert "asyncarch_worker_batch_size_count" in text
+    assert 'asyncarch_worker_rebalances_total{event="assigned"} 1.0' in text
