@@ -1,0 +1,129 @@
+"""The blocking client: sends with ``httpx.Client``, sleeps with ``time.sleep``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+
+from asyncarch.client.core import (
+    DEFAULT_BASE_URL,
+    HEADERS,
+    ApiRequest,
+    TaskHandle,
+    TaskRef,
+    document_request,
+    parse_result,
+    parse_status,
+    parse_submit,
+    result_request,
+    status_request,
+    submit_request,
+)
+from asyncarch.client.errors import ServiceUnavailable, _unreachable
+from asyncarch.client.polling import StatusCallback, StatusPoll
+
+__all__ = ["AsyncarchClient"]
+
+
+class AsyncarchClient:
+    """Blocking client of the task API.
+
+    Args:
+        base_url: The API's origin, e.g. ``http://127.0.0.1:8000``.
+        timeout_s: Timeout of each HTTP request.
+        transport: An httpx transport to use instead of the network (tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url, timeout=timeout_s, headers=HEADERS, transport=transport
+        )
+
+    def submit(
+        self,
+        kind: str,
+        inputs: dict[str, Any],
+        *,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> TaskHandle:
+        """Submit a task; returns once Kafka holds it. Arguments as :func:`submit_request`."""
+        request = submit_request(
+            kind, inputs, callback_url=callback_url, idempotency_key=idempotency_key
+        )
+        return parse_submit(self._send(request))
+
+    def submit_similarity(self, item_a: str, item_b: str, **options: Any) -> TaskHandle:
+        """Submit a ``similarity`` task; ``options`` as :meth:`submit`."""
+        return self.submit("similarity", {"item_a": item_a, "item_b": item_b}, **options)
+
+    def submit_document(self, document: Path, query: str, **options: Any) -> TaskHandle:
+        """Upload a document for a ``document-search`` task; as :func:`document_request`."""
+        return parse_submit(self._send(document_request(document, query, **options)))
+
+    def status(self, task: TaskRef) -> dict[str, Any]:
+        """The task's status body: ``status``, ``attempt``, timestamps, ``history``."""
+        return parse_status(self._send(status_request(task)))
+
+    def result(self, task: TaskRef) -> dict[str, Any]:
+        """The finished task's result body; raises ``TaskNotFinished`` while it runs."""
+        return parse_result(self._send(result_request(task)))
+
+    def wait(
+        self,
+        task: TaskRef,
+        timeout_s: float = 60.0,
+        poll_interval_s: float = 0.1,
+        max_interval_s: float = 2.0,
+        on_status: StatusCallback | None = None,
+    ) -> dict[str, Any]:
+        """Poll the task's status, backing off exponentially, until it is terminal.
+
+        Args:
+            task: The task id or handle.
+            timeout_s: Give up after this long.
+            poll_interval_s: First delay between polls, doubled up to ``max_interval_s``.
+            max_interval_s: Longest delay between polls.
+            on_status: Called with the status body whenever the status changes.
+
+        Returns:
+            The terminal (SUCCESS, FAILED or CANCELLED) status body.
+
+        Raises:
+            TaskTimeout: The task was not terminal within ``timeout_s``.
+        """
+        poll = StatusPoll(str(task), timeout_s, poll_interval_s, max_interval_s, on_status)
+        while True:
+            try:
+                body = self.status(task)
+            except ServiceUnavailable as exc:
+                time.sleep(poll.next_delay(exc.retry_after))
+                continue
+            if poll.observe(body):
+                return body
+            time.sleep(poll.next_delay())
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _send(self, request: ApiRequest) -> httpx.Response:
+        try:
+            return self._http.request(request.method, request.path, **request.send_kwargs())
+        except httpx.TransportError as exc:
+            raise _unreachable(exc) from exc
