@@ -11,7 +11,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,17 +163,24 @@ def pipeline(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> 
     result.services.stop()
 
 
-def wait_for_state(
-    client: httpx.Client, task_id: str, states: set[str], timeout_s: float = 60.0
+def wait_for_task(
+    client: httpx.Client, task_id: str, done: Callable[[dict], bool], timeout_s: float = 60.0
 ) -> dict:
-    """Poll a task until it reaches one of ``states``."""
+    """Poll a task's status body until ``done(body)``; fail with the last body."""
     deadline = time.monotonic() + timeout_s
     body: dict = {}
     while time.monotonic() < deadline:
         response = client.get(f"/v1/tasks/{task_id}")
         assert response.status_code == 200, response.text
         body = response.json()
-        if body["status"] in states:
+        if done(body):
             return body
         time.sleep(0.1)
-    raise AssertionError(f"task {task_id} stuck in {body.get('status')}")
+    raise AssertionError(f"task {task_id} never got there; last seen: {body}")
+
+
+def wait_for_state(
+    client: httpx.Client, task_id: str, states: set[str], timeout_s: float = 60.0
+) -> dict:
+    """Poll a task until it reaches one of ``states``."""
+    return wait_for_task(client, task_id, lambda body: body["status"] in states, timeout_s)

@@ -20,7 +20,7 @@ import pytest
 
 from asyncarch.client import WebhookSignatureError, verify_webhook_signature
 from asyncarch.config import KafkaSettings
-from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state
+from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state, wait_for_task
 from tests.integration.test_stream_processor_workers import wait_healthy
 
 pytestmark = pytest.mark.integration
@@ -130,16 +130,12 @@ def wait_for_webhook(
     client: httpx.Client, task_id: str, statuses: set[str], timeout_s: float = 60.0
 ) -> dict:
     """Poll a task until its webhook delivery is in one of ``statuses``."""
-    deadline = time.monotonic() + timeout_s
-    body: dict = {}
-    while time.monotonic() < deadline:
-        response = client.get(f"/v1/tasks/{task_id}")
-        assert response.status_code == 200, response.text
-        body = response.json()
-        if body.get("webhook") and body["webhook"]["status"] in statuses:
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"webhook of {task_id} not {statuses}: {body.get('webhook')}")
+    return wait_for_task(
+        client,
+        task_id,
+        lambda body: bool(body.get("webhook")) and body["webhook"]["status"] in statuses,
+        timeout_s,
+    )
 
 
 def webhook_entries(body: dict) -> list[dict]:
