@@ -44,9 +44,9 @@ def _kafka(args: argparse.Namespace) -> int:
     elif args.action == "down":
         print("Kafka stopped" if broker.stop() else "Kafka was not running")
     else:
-        pid = broker.running_pid()
-        print(f"Kafka running (pid {pid})" if pid else "Kafka not running")
-        return 0 if pid else 3
+        running = broker.running_pid()
+        print(f"Kafka running (pid {running})" if running else "Kafka not running")
+        return 0 if running else 3
     return 0
 
 

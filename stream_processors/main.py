@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 from faust.worker import Worker
 
 from asyncarch.kafka_admin import create_topics
+from asyncarch.logs import configure_logging
 from schemas.topics import TopicSpec
 
 __all__ = ["main"]
+
+
+class JsonLogWorker(Worker):
+    """A Faust worker whose log records are JSON lines, like every other service's."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        configure_logging("stream_processors")
 
 
 def main() -> None:
@@ -27,4 +37,4 @@ def main() -> None:
         for table in app.tables.values()
     ]
     create_topics(kafka_settings, changelogs, topic_settings.replication_factor)
-    Worker(app, loglevel="INFO").execute_from_commandline()
+    JsonLogWorker(app, loglevel="INFO").execute_from_commandline()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from schemas.codec import codec_for
+from schemas.headers import Headers as HeaderList
 from schemas.headers import child_traceparent, event_headers, header_value
 from stream_processors.app import app, processor_settings
 from stream_processors.public_state import EVENT_TYPE, encode_state_changed
@@ -53,10 +54,11 @@ async def publish_tombstones(task_ids: Iterable[str]) -> None:
 
 
 def _headers(task_id: str, traceparent: str | None) -> list[tuple[str, bytes]]:
-    return event_headers(codec_for(EVENT_TYPE).schema, task_id, PRODUCER_NAME, traceparent)
+    headers = event_headers(codec_for(EVENT_TYPE).schema, task_id, PRODUCER_NAME, traceparent)
+    return cast(list[tuple[str, bytes]], headers)  # event_headers encodes every value
 
 
-def _as_list(headers: Headers) -> list[tuple[str, bytes | None]]:
+def _as_list(headers: Headers) -> HeaderList:
     if headers is None:
         return []
     if isinstance(headers, Mapping):

@@ -27,7 +27,7 @@ __all__ = ["get_task", "health", "metrics"]
 _routing = {"ready": False, "assigned": False}
 
 
-@app.on_rebalance_complete.connect
+@app.on_rebalance_complete.connect  # type: ignore[arg-type]
 async def _on_rebalance_complete(sender, **kwargs):  # type: ignore[no-untyped-def]
     _routing["assigned"] = True
     forget_warm_partitions()
@@ -66,7 +66,7 @@ async def _load_changelog_metadata() -> None:
     """Routing maps a key to its partition from producer metadata, which aiokafka
     only has for topics it has written to; fetch it once before the first query."""
     if not _routing["ready"]:
-        producer = app.producer._ensure_producer()  # the aiokafka producer
+        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka
         await producer.partitions_for(task_states.changelog_topic.get_topic_name())
         _routing["ready"] = True
 

@@ -16,12 +16,12 @@ TABLE_METRICS_INTERVAL_S = 15.0
 _assigned_at = {"t": time.monotonic()}
 
 
-@app.on_partitions_assigned.connect
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
 async def _on_assigned(sender, assigned, **kwargs):  # type: ignore[no-untyped-def]
     _assigned_at["t"] = time.monotonic()
 
 
-@app.on_rebalance_complete.connect
+@app.on_rebalance_complete.connect  # type: ignore[arg-type]
 async def _on_recovered(sender, **kwargs):  # type: ignore[no-untyped-def]
     RECOVERY_SECONDS.set(time.monotonic() - _assigned_at["t"])
 
