@@ -34,7 +34,6 @@ class WorkerSettings(BaseSettings):
     max_wait_ms: int = Field(default=20, ge=0)
     poll_timeout_ms: int = Field(default=100, ge=1)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
-    max_embed_texts: int = Field(default=64, ge=1)
     group_instance_id: str | None = None
     max_attempts: int = Field(default=3, ge=1)
     retry_backoff_ms: int = Field(default=200, ge=0)
