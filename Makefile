@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run test unit integration lint format typecheck kafka-up kafka-down bench clean
+.PHONY: help install browser run test unit integration lint format typecheck kafka-up kafka-down bench bench-deps clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,13 +26,13 @@ run: install ## Start Kafka (local, KRaft) and every service; Ctrl-C stops all
 browser: ## Debian's chromium for the headless upload-page test (no-op when installed)
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: install browser ## Run every test: unit, then integration against a real broker the tests start
+test: install browser bench-deps ## Run every test: unit, then integration against a real broker the tests start
 	$(BIN)/python -m pytest
 
 unit: install ## Unit tests only (no broker)
 	$(BIN)/python -m pytest tests/unit
 
-integration: install browser ## Integration tests only
+integration: install browser bench-deps ## Integration tests only
 	$(BIN)/python -m pytest tests/integration -m integration
 
 lint: install ## ruff lint and format check
@@ -42,6 +43,16 @@ format: install ## Apply ruff formatting
 
 typecheck: install ## mypy on the source packages
 	$(BIN)/mypy
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench-deps: $(BENCH_STAMP) ## The bench extra (Flask, gunicorn, Celery, matplotlib) and Debian's redis-server
+	@command -v redis-server >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+bench: install bench-deps ## Pipeline vs model ceiling vs the seed's Flask+Celery+Redis (BENCH_ARGS="--quick" or "--sweep")
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 kafka-up: install ## Start only the local Kafka broker (durable)
 	$(BIN)/asyncarch kafka up
