@@ -11,6 +11,9 @@ import time
 __all__ = ["configure_logging"]
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Libraries that log every HTTP request at INFO: with pollers and webhooks that
+# is a line per request. Their warnings and errors still come through.
+PER_REQUEST_LOGGERS = ("httpx", "httpcore")
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -36,9 +39,15 @@ class JsonLineFormatter(logging.Formatter):
 
 
 def configure_logging(service: str) -> None:
-    """Send every log record of this process to stderr as JSON lines."""
+    """Send every log record of this process to stderr as JSON lines.
+
+    Per-request INFO lines of HTTP client libraries are dropped (see
+    ``PER_REQUEST_LOGGERS``); the API's own access log is ``API_ACCESS_LOG``.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    for name in PER_REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

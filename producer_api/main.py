@@ -41,7 +41,11 @@ def create_app(
         app.state.publisher = TaskPublisher(kafka, topics, settings.publish_timeout_s)
         app.state.task_state = TaskStateClient(settings.processor_url, settings.query_timeout_s)
         app.state.blob_store = open_store()
-        app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        app.state.rate_limiter = (
+            RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+            if settings.rate_limit_per_s
+            else None
+        )
         app.state.waiting_tasks = WaitingTasksMonitor(
             kafka,
             topics.requests,
@@ -104,5 +108,5 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
-        access_log=False,
+        access_log=settings.access_log,
     )

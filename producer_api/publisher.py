@@ -1,4 +1,15 @@
-"""Publishes task requests to Kafka and confirms each write before answering."""
+"""Publishes task requests to Kafka and confirms each write before answering.
+
+A request is answered 202 only after the broker acknowledged its event. While
+every broker is known to be down (see ``broker_connectivity``) a write is
+refused at once with 503, and nothing is queued, so it can never be delivered
+later. A write already queued when the brokers go away waits for its delivery
+report, bounded by ``message.timeout.ms`` (the publish timeout); the API's own
+wait is one second longer, so librdkafka gives up first and a 503 means the
+event was not acknowledged. One case remains: a broker that wrote the event but
+whose acknowledgement was lost. The client was told 503 and retries; with an
+``Idempotency-Key`` the retry finds the first task instead of making a second.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +22,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from asyncarch.config import KafkaSettings
+from producer_api.broker_connectivity import BrokerConnectivity
 from producer_api.exceptions import BrokerUnavailable
 from schemas.codec import codec_for
 from schemas.headers import event_headers, new_traceparent
@@ -19,6 +31,9 @@ from schemas.topics import TopicSettings
 __all__ = ["TaskPublisher"]
 
 log = logging.getLogger(__name__)
+# While the brokers are down, how often the delivery thread asks for metadata
+# to learn that one is back (librdkafka does not report that by itself).
+PROBE_INTERVAL_S = 0.5
 
 
 class TaskPublisher:
@@ -27,9 +42,16 @@ class TaskPublisher:
     def __init__(self, kafka: KafkaSettings, topics: TopicSettings, timeout_s: float) -> None:
         self.topics = topics
         self.timeout_s = timeout_s
+        self.connectivity = BrokerConnectivity()
         self._producer = Producer(
             kafka.producer(
-                **{"message.timeout.ms": int(timeout_s * 1000), "client.id": "producer_api"}
+                **{
+                    "message.timeout.ms": int(timeout_s * 1000),
+                    "client.id": "producer_api",
+                    "error_cb": self.connectivity.on_error,
+                    # Notice a broker that is back within a second or so.
+                    "reconnect.backoff.max.ms": 1000,
+                }
             )
         )
         self._closing = threading.Event()
@@ -54,11 +76,18 @@ class TaskPublisher:
         return await self._publish(self.topics.cancellations, "TaskStatus", event)
 
     async def _publish(self, topic: str, event_type: str, event: dict[str, Any]) -> tuple[int, int]:
+        if self.connectivity.down:
+            raise BrokerUnavailable(
+                f"no Kafka broker reachable for {self.connectivity.down_for_s():.1f}s;"
+                " nothing was accepted"
+            )
         codec = codec_for(event_type)
         loop = asyncio.get_running_loop()
         acked: asyncio.Future[Message] = loop.create_future()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                self.connectivity.on_reachable()
             loop.call_soon_threadsafe(_settle, acked, error, message)
 
         task_id = event["task_id"]
@@ -79,11 +108,20 @@ class TaskPublisher:
         return message.partition() or 0, message.offset() or 0
 
     def broker_reachable(self, timeout_s: float = 2.0) -> bool:
-        """Whether a broker answers a metadata request now."""
+        """Whether a broker answers a metadata request now; False at once while all
+        brokers are known to be down (the delivery thread probes them)."""
+        return not self.connectivity.down and self._probe(timeout_s)
+
+    def _probe(self, timeout_s: float) -> bool:
         try:
-            return bool(self._producer.list_topics(self.topics.requests, timeout=timeout_s).brokers)
+            reachable = bool(
+                self._producer.list_topics(self.topics.requests, timeout=timeout_s).brokers
+            )
         except KafkaException:
             return False
+        if reachable:
+            self.connectivity.on_reachable()
+        return reachable
 
     def close(self) -> None:
         """Deliver what is queued, then stop the delivery thread."""
@@ -92,8 +130,13 @@ class TaskPublisher:
         self._poller.join(timeout=2)
 
     def _poll(self) -> None:
+        """Serve delivery reports and errors; while the brokers are down, probe them."""
+        next_probe = 0.0
         while not self._closing.is_set():
             self._producer.poll(0.1)
+            if self.connectivity.down and time.monotonic() >= next_probe:
+                next_probe = time.monotonic() + PROBE_INTERVAL_S
+                self._probe(timeout_s=PROBE_INTERVAL_S)
 
 
 def _settle(future: asyncio.Future[Message], error: KafkaError | None, message: Message) -> None:

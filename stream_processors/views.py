@@ -1,18 +1,29 @@
 """Web views that answer task queries from the table.
 
 A query is forwarded (Faust's table routing) to the worker that owns the
-task's partition, so any Faust worker answers for any task. The answer merges
-the task's webhook delivery (attempts as ``WEBHOOK`` history entries). Each
-worker also serves its own Prometheus metrics.
+task's partition, so any Faust worker answers for any task; the forwarded
+request keeps its query string. The answer merges the task's webhook delivery
+(attempts as ``WEBHOOK`` history entries). Each worker also serves its own
+Prometheus metrics.
+
+Long-poll: ``/tasks/{id}/?wait=S`` answers as soon as the task is terminal, or
+after ``S`` seconds (at most ``MAX_WAIT_S``) with its state then. With
+``since=<updated_at>`` it also answers as soon as the task's ``updated_at``
+differs from the one the caller already has (any change: a stream of states).
+A waiting query holds no table lock: the agent wakes it after each write.
 """
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 from faust.exceptions import SameNode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_processors.app import app, topic_settings
 from stream_processors.catch_up import caught_up, forget_warm_partitions, warm_up
+from stream_processors.state_machine import TERMINAL_STATES
 from stream_processors.tables import (
     expired_tasks,
     owned_partitions,
@@ -20,10 +31,12 @@ from stream_processors.tables import (
     task_states,
     webhook_deliveries,
 )
+from stream_processors.waiters import wait_for_change, wake_all
 from stream_processors.webhooks import with_webhook
 
-__all__ = ["get_task", "health", "metrics"]
+__all__ = ["MAX_WAIT_S", "get_task", "health", "metrics"]
 
+MAX_WAIT_S = 60.0
 _routing = {"ready": False, "assigned": False}
 
 
@@ -31,6 +44,9 @@ _routing = {"ready": False, "assigned": False}
 async def _on_rebalance_complete(sender, **kwargs):  # type: ignore[no-untyped-def]
     _routing["assigned"] = True
     forget_warm_partitions()
+    # Waiting queries may no longer be on the task's owner: answer them now,
+    # their callers ask again and get routed to the new owner.
+    wake_all()
 
 
 @app.page("/health/")
@@ -54,12 +70,26 @@ async def metrics(web, request):  # type: ignore[no-untyped-def]
 
 @app.page("/tasks/{task_id}/")
 async def get_task(web, request, task_id: str):  # type: ignore[no-untyped-def]
-    """A task's state, answered by the worker that owns the task's partition."""
+    """A task's state, answered by the worker that owns the task's partition;
+    ``?wait=S[&since=<updated_at>]`` long-polls (see the module docstring)."""
+    try:
+        wait_s, since = _long_poll_params(request.query)
+    except ValueError as exc:
+        return web.json({"detail": str(exc)}, status=400)
     await _load_changelog_metadata()
     try:
         return await app.router.route_req(task_states.name, task_id, web, request)
     except SameNode:
-        return await _local_task(web, task_id)
+        return await _local_task(web, task_id, wait_s, since)
+
+
+def _long_poll_params(query: Any) -> tuple[float, int | None]:
+    """``wait`` (seconds, 0 when absent) and ``since`` (epoch ms, or None)."""
+    wait_s = float(query.get("wait") or 0)
+    if not 0 <= wait_s <= MAX_WAIT_S:
+        raise ValueError(f"wait must be between 0 and {MAX_WAIT_S:g} seconds")
+    since = query.get("since")
+    return wait_s, (int(since) if since not in (None, "") else None)
 
 
 async def _load_changelog_metadata() -> None:
@@ -71,7 +101,7 @@ async def _load_changelog_metadata() -> None:
         _routing["ready"] = True
 
 
-async def _local_task(web, task_id: str):  # type: ignore[no-untyped-def]
+async def _local_task(web, task_id: str, wait_s: float, since: int | None):  # type: ignore[no-untyped-def]
     """A task's state from this worker's partitions, waiting (bounded) for events
     the table has not applied yet; 410 Gone for a task that expired."""
     partition = task_partition(task_id)
@@ -84,8 +114,23 @@ async def _local_task(web, task_id: str):  # type: ignore[no-untyped-def]
     ):
         state = task_states.get(task_id)
     if state is not None:
+        state = await _await_change(task_id, state, wait_s, since)
         return web.json(with_webhook(state, webhook_deliveries.get(task_id)))
     if (expired_at := expired_tasks.get(task_id)) is not None:
         detail = f"task {task_id} finished and expired at {expired_at} (epoch ms)"
         return web.json({"detail": detail, "expired_at": expired_at}, status=410)
     return web.json({"detail": f"unknown task {task_id}"}, status=404)
+
+
+async def _await_change(
+    task_id: str, state: dict[str, Any], wait_s: float, since: int | None
+) -> dict[str, Any]:
+    """The task's state once it is terminal, has changed from ``since``, or
+    ``wait_s`` has passed; the agent's writes wake the wait."""
+    deadline = time.monotonic() + wait_s
+    while state["state"] not in TERMINAL_STATES and (since is None or state["updated_at"] == since):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not await wait_for_change(task_id, remaining):
+            break
+        state = task_states.get(task_id) or state
+    return state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any, Self
 
@@ -38,6 +39,7 @@ class AsyncAsyncarchClient:
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        self._timeout_s = timeout_s
         self._http = httpx.AsyncClient(
             base_url=base_url, timeout=timeout_s, headers=HEADERS, transport=transport
         )
@@ -64,13 +66,15 @@ class AsyncAsyncarchClient:
         """See :meth:`AsyncarchClient.submit_document`."""
         return parse_submit(await self._send(document_request(document, query, **options)))
 
-    async def status(self, task: TaskRef) -> dict[str, Any]:
+    async def status(
+        self, task: TaskRef, wait_s: float = 0.0, since: int | None = None
+    ) -> dict[str, Any]:
         """See :meth:`AsyncarchClient.status`."""
-        return parse_status(await self._send(status_request(task)))
+        return parse_status(await self._send(status_request(task, wait_s, since)))
 
-    async def result(self, task: TaskRef) -> dict[str, Any]:
+    async def result(self, task: TaskRef, wait_s: float = 0.0) -> dict[str, Any]:
         """See :meth:`AsyncarchClient.result`."""
-        return parse_result(await self._send(result_request(task)))
+        return parse_result(await self._send(result_request(task, wait_s)))
 
     async def wait(
         self,
@@ -83,14 +87,16 @@ class AsyncAsyncarchClient:
         """See :meth:`AsyncarchClient.wait`; ``on_status`` is a plain callable here too."""
         poll = StatusPoll(str(task), timeout_s, poll_interval_s, max_interval_s, on_status)
         while True:
+            wait_s, since = poll.request_wait()
+            started = time.monotonic()
             try:
-                body = await self.status(task)
+                body = await self.status(task, wait_s, since)
             except ServiceUnavailable as exc:
                 await asyncio.sleep(poll.next_delay(exc.retry_after))
                 continue
             if poll.observe(body):
                 return body
-            await asyncio.sleep(poll.next_delay())
+            await asyncio.sleep(poll.delay_after(time.monotonic() - started))
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -104,6 +110,8 @@ class AsyncAsyncarchClient:
 
     async def _send(self, request: ApiRequest) -> httpx.Response:
         try:
-            return await self._http.request(request.method, request.path, **request.send_kwargs())
+            return await self._http.request(
+                request.method, request.path, **request.send_kwargs(self._timeout_s)
+            )
         except httpx.TransportError as exc:
             raise _unreachable(exc) from exc

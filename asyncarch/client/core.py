@@ -65,10 +65,26 @@ class ApiRequest:
     headers: dict[str, str] = field(default_factory=dict)
     data: dict[str, str] | None = None
     files: dict[str, tuple[str, bytes, str]] | None = None
+    params: dict[str, str] | None = None
+    wait_s: float = 0.0
 
-    def send_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``httpx.Client.request`` for this request."""
-        return {"json": self.json, "headers": self.headers, "data": self.data, "files": self.files}
+    def send_kwargs(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """Keyword arguments of ``httpx.Client.request`` for this request.
+
+        Args:
+            timeout_s: The client's timeout of a plain request; a long-poll gets
+                its ``wait_s`` on top.
+        """
+        kwargs: dict[str, Any] = {
+            "json": self.json,
+            "headers": self.headers,
+            "data": self.data,
+            "files": self.files,
+            "params": self.params,
+        }
+        if timeout_s is not None:
+            kwargs["timeout"] = timeout_s + self.wait_s
+        return kwargs
 
 
 def submit_request(
@@ -125,14 +141,31 @@ def document_request(
     return ApiRequest("POST", "/v1/tasks", headers=headers, data=data, files=files)
 
 
-def status_request(task: TaskRef) -> ApiRequest:
-    """The ``GET /v1/tasks/{id}`` request."""
-    return ApiRequest("GET", f"/v1/tasks/{_quoted(task)}")
+def status_request(task: TaskRef, wait_s: float = 0.0, since: int | None = None) -> ApiRequest:
+    """The ``GET /v1/tasks/{id}`` request.
+
+    Args:
+        task: The task id or handle.
+        wait_s: Long-poll: the API answers once the task is terminal, or after
+            this many seconds (at most 30). 0 answers at once.
+        since: With ``wait_s``, the ``updated_at`` of the status already seen:
+            the API also answers as soon as the task changes from it.
+    """
+    return ApiRequest("GET", f"/v1/tasks/{_quoted(task)}", **_long_poll(wait_s, since))
 
 
-def result_request(task: TaskRef) -> ApiRequest:
-    """The ``GET /v1/tasks/{id}/result`` request."""
-    return ApiRequest("GET", f"/v1/tasks/{_quoted(task)}/result")
+def result_request(task: TaskRef, wait_s: float = 0.0) -> ApiRequest:
+    """The ``GET /v1/tasks/{id}/result`` request; ``wait_s`` as :func:`status_request`."""
+    return ApiRequest("GET", f"/v1/tasks/{_quoted(task)}/result", **_long_poll(wait_s, None))
+
+
+def _long_poll(wait_s: float, since: int | None) -> dict[str, Any]:
+    if wait_s <= 0:
+        return {}
+    params = {"wait": f"{wait_s:.3f}"}
+    if since is not None:
+        params["since"] = str(since)
+    return {"params": params, "wait_s": wait_s}
 
 
 def parse_submit(response: httpx.Response) -> TaskHandle:

@@ -44,6 +44,7 @@ class AsyncarchClient:
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        self._timeout_s = timeout_s
         self._http = httpx.Client(
             base_url=base_url, timeout=timeout_s, headers=HEADERS, transport=transport
         )
@@ -70,13 +71,21 @@ class AsyncarchClient:
         """Upload a document for a ``document-search`` task; as :func:`document_request`."""
         return parse_submit(self._send(document_request(document, query, **options)))
 
-    def status(self, task: TaskRef) -> dict[str, Any]:
-        """The task's status body: ``status``, ``attempt``, timestamps, ``history``."""
-        return parse_status(self._send(status_request(task)))
+    def status(
+        self, task: TaskRef, wait_s: float = 0.0, since: int | None = None
+    ) -> dict[str, Any]:
+        """The task's status body: ``status``, ``attempt``, timestamps, ``history``.
 
-    def result(self, task: TaskRef) -> dict[str, Any]:
-        """The finished task's result body; raises ``TaskNotFinished`` while it runs."""
-        return parse_result(self._send(result_request(task)))
+        ``wait_s`` and ``since`` long-poll as :func:`status_request` describes.
+        """
+        return parse_status(self._send(status_request(task, wait_s, since)))
+
+    def result(self, task: TaskRef, wait_s: float = 0.0) -> dict[str, Any]:
+        """The finished task's result body; raises ``TaskNotFinished`` while it runs.
+
+        With ``wait_s`` the API first waits (at most 30 s) for the task to finish.
+        """
+        return parse_result(self._send(result_request(task, wait_s)))
 
     def wait(
         self,
@@ -86,13 +95,17 @@ class AsyncarchClient:
         max_interval_s: float = 2.0,
         on_status: StatusCallback | None = None,
     ) -> dict[str, Any]:
-        """Poll the task's status, backing off exponentially, until it is terminal.
+        """Follow the task's status until it is terminal, with long-polls.
+
+        Each request after the first waits on the server (up to 20 s) for the
+        next change, so the answer comes as soon as the task moves, with few
+        requests. An API that does not wait is polled with exponential backoff.
 
         Args:
             task: The task id or handle.
             timeout_s: Give up after this long.
-            poll_interval_s: First delay between polls, doubled up to ``max_interval_s``.
-            max_interval_s: Longest delay between polls.
+            poll_interval_s: First backoff delay, doubled up to ``max_interval_s``.
+            max_interval_s: Longest backoff delay.
             on_status: Called with the status body whenever the status changes.
 
         Returns:
@@ -103,14 +116,16 @@ class AsyncarchClient:
         """
         poll = StatusPoll(str(task), timeout_s, poll_interval_s, max_interval_s, on_status)
         while True:
+            wait_s, since = poll.request_wait()
+            started = time.monotonic()
             try:
-                body = self.status(task)
+                body = self.status(task, wait_s, since)
             except ServiceUnavailable as exc:
                 time.sleep(poll.next_delay(exc.retry_after))
                 continue
             if poll.observe(body):
                 return body
-            time.sleep(poll.next_delay())
+            time.sleep(poll.delay_after(time.monotonic() - started))
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -124,6 +139,8 @@ class AsyncarchClient:
 
     def _send(self, request: ApiRequest) -> httpx.Response:
         try:
-            return self._http.request(request.method, request.path, **request.send_kwargs())
+            return self._http.request(
+                request.method, request.path, **request.send_kwargs(self._timeout_s)
+            )
         except httpx.TransportError as exc:
             raise _unreachable(exc) from exc

@@ -45,9 +45,10 @@ def _submitter(request: Request) -> Submitter:
 
 
 def _admission(request: Request, caller: CallerDep) -> Caller:
-    """Admit a new task: the caller's rate limit, then the bound on waiting tasks."""
-    who = caller.tenant or (request.client.host if request.client else "anonymous")
-    request.app.state.rate_limiter.check(who)
+    """Admit a new task: the caller's rate limit (when configured), then the bound on
+    waiting tasks."""
+    if (limiter := request.app.state.rate_limiter) is not None:
+        limiter.check(caller.tenant or (request.client.host if request.client else "anonymous"))
     request.app.state.waiting_tasks.check()
     return caller
 

@@ -11,7 +11,12 @@ __all__ = ["ApiSettings"]
 
 
 class ApiSettings(BaseSettings):
-    """Where the API listens, how long it waits for Kafka, and its input limits."""
+    """Where the API listens, how long it waits for Kafka, and its input limits.
+
+    The per-caller rate limit is off unless ``rate_limit_per_s`` is set (0 or
+    unset = off): the pipeline's own backpressure (``max_waiting_tasks``) is what
+    protects the workers, and a default quota would throttle below their capacity.
+    """
 
     model_config = SettingsConfigDict(env_prefix="API_", frozen=True)
 
@@ -24,12 +29,12 @@ class ApiSettings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     auth_enabled: bool = False
     keys: SecretStr = SecretStr("")
-    rate_limit_per_s: float = Field(default=50.0, gt=0)
+    rate_limit_per_s: float | None = Field(default=None, ge=0)
     rate_limit_burst: int = Field(default=100, ge=1)
     worker_group_id: str = "asyncarch-workers"
     max_waiting_tasks: int = Field(default=10_000, ge=1)
     lag_check_interval_s: float = Field(default=2.0, gt=0)
-    events_poll_interval_s: float = Field(default=0.25, gt=0)
+    access_log: bool = False
 
     @model_validator(mode="after")
     def _keys_when_auth(self) -> ApiSettings:

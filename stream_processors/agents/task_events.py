@@ -15,6 +15,7 @@ from stream_processors.publish import Headers, publish_state_change
 from stream_processors.state_machine import TERMINAL_STATES, TaskEvent, apply
 from stream_processors.tables import expired_tasks, task_states
 from stream_processors.topics import task_events_topic
+from stream_processors.waiters import notify_changed
 
 __all__ = ["apply_task_events"]
 
@@ -52,6 +53,7 @@ async def _store(task_event: TaskEvent, headers: Headers) -> None:
     new_state = apply(current, task_event)
     if new_state is not None:
         task_states[task_event.task_id] = new_state
+        notify_changed(task_event.task_id)
         _observe(new_state)
         await publish_state_change(new_state, headers)
         log.info("task state", extra={"task_id": task_event.task_id, "state": new_state["state"]})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Header, Path
 from fastapi.responses import StreamingResponse
 
 from producer_api.access import load_task
-from producer_api.api.deps import SettingsDep, TaskStateDep
+from producer_api.api.deps import TaskStateDep
 from producer_api.security import Caller, CallerDep
 from producer_api.task_state import TaskStateClient
 from stream_processors.state_machine import TERMINAL_STATES
@@ -31,7 +30,6 @@ async def task_events(
     task_id: Annotated[str, Path(max_length=64)],
     task_state: TaskStateDep,
     caller: CallerDep,
-    settings: SettingsDep,
     last_event_id: Annotated[int | None, Header()] = None,
 ) -> StreamingResponse:
     """Stream each state change as an SSE ``status`` event; closes after the terminal one.
@@ -39,9 +37,7 @@ async def task_events(
     Webhook delivery attempts recorded by then come as ``webhook`` events.
     """
     state = await load_task(task_state, task_id, caller)
-    stream = _status_events(
-        task_state, state, caller, settings.events_poll_interval_s, skip=(last_event_id or 0)
-    )
+    stream = _status_events(task_state, state, caller, skip=(last_event_id or 0))
     return StreamingResponse(
         stream,
         media_type="text/event-stream",
@@ -50,22 +46,25 @@ async def task_events(
 
 
 async def _status_events(
-    task_state: TaskStateClient, state: dict[str, Any], caller: Caller, interval_s: float, skip: int
+    task_state: TaskStateClient, state: dict[str, Any], caller: Caller, skip: int
 ) -> AsyncIterator[str]:
-    """History entries as SSE frames; ``id`` is the entry's position, for Last-Event-ID."""
-    sent, idle = skip, 0.0
+    """History entries as SSE frames; ``id`` is the entry's position, for Last-Event-ID.
+
+    Between frames it long-polls the processor for the next change, so a
+    change is sent as soon as the table has it; a wait that ends without one
+    sends a keep-alive comment.
+    """
+    sent = skip
     while True:
         for number, entry in enumerate(state["history"][sent:], start=sent + 1):
             yield _frame(number, state, entry)
-            sent, idle = number, 0.0
+            sent = number
         if state["state"] in TERMINAL_STATES and sent >= len(state["history"]):
             return
-        await asyncio.sleep(interval_s)
-        idle += interval_s
-        if idle >= HEARTBEAT_S:
+        seen = state["updated_at"]
+        state = await load_task(task_state, state["task_id"], caller, HEARTBEAT_S, seen)
+        if state["updated_at"] == seen and state["state"] not in TERMINAL_STATES:
             yield ": keep-alive\n\n"
-            idle = 0.0
-        state = await load_task(task_state, state["task_id"], caller)
 
 
 def _frame(number: int, state: dict[str, Any], entry: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from producer_api.access import load_task
 from producer_api.api.deps import (
@@ -33,6 +33,24 @@ __all__ = ["router"]
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 TaskId = Annotated[str, Path(description="Task id returned by POST /v1/tasks", max_length=64)]
+MAX_WAIT_S = 30.0
+WaitSeconds = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=MAX_WAIT_S,
+        description="Long-poll: answer as soon as the task is terminal (SUCCESS, FAILED, "
+        f"CANCELLED), or after this many seconds with its state then (0 to {MAX_WAIT_S:g}; "
+        "422 outside). 0 answers at once.",
+    ),
+]
+SinceMs = Annotated[
+    int | None,
+    Query(
+        description="With wait: the updated_at (epoch ms) of the state you already have; "
+        "answer as soon as the task changes from it, not only when it is terminal.",
+    ),
+]
 
 
 @router.post(
@@ -87,23 +105,39 @@ async def submit_task(
 @router.get(
     "/{task_id}",
     response_model=TaskStatusView,
-    responses={404: PROBLEM, 410: PROBLEM, 503: PROBLEM},
+    responses={404: PROBLEM, 410: PROBLEM, 422: PROBLEM, 503: PROBLEM},
 )
-async def get_task(task_id: TaskId, task_state: TaskStateDep, caller: CallerDep) -> TaskStatusView:
-    """A task's lifecycle state."""
-    return _status_view(await load_task(task_state, task_id, caller))
+async def get_task(
+    task_id: TaskId,
+    task_state: TaskStateDep,
+    caller: CallerDep,
+    wait: WaitSeconds = 0.0,
+    since: SinceMs = None,
+) -> TaskStatusView:
+    """A task's lifecycle state; ``?wait=S`` long-polls until it is terminal."""
+    return _status_view(await load_task(task_state, task_id, caller, wait, since))
 
 
 @router.get(
     "/{task_id}/result",
     response_model=TaskResultView,
-    responses={202: {"model": TaskResultView}, 404: PROBLEM, 410: PROBLEM, 503: PROBLEM},
+    responses={
+        202: {"model": TaskResultView},
+        404: PROBLEM,
+        410: PROBLEM,
+        422: PROBLEM,
+        503: PROBLEM,
+    },
 )
 async def get_result(
-    task_id: TaskId, task_state: TaskStateDep, caller: CallerDep, response: Response
+    task_id: TaskId,
+    task_state: TaskStateDep,
+    caller: CallerDep,
+    response: Response,
+    wait: WaitSeconds = 0.0,
 ) -> TaskResultView:
-    """A task's output; 202 with Retry-After while it is not finished."""
-    state = await load_task(task_state, task_id, caller)
+    """A task's output; 202 with Retry-After while it is not finished (``?wait=S`` long-polls)."""
+    state = await load_task(task_state, task_id, caller, wait)
     result = state.get("result") or {}
     if state["state"] not in TERMINAL_STATES:
         response.status_code = status.HTTP_202_ACCEPTED
