@@ -1,0 +1,268 @@
+"""An async HTTP load generator: clients that submit a task and wait for its result.
+
+The same clients drive both stacks; a target says how one stack is spoken to
+(the pipeline's ``/v1/tasks``, or the seed's Flask routes). Every task's
+latency runs from the moment its submit is sent to the moment its result has
+been read back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+__all__ = [
+    "LoadResult",
+    "PipelineTarget",
+    "SeedTarget",
+    "Target",
+    "TaskRecord",
+    "make_pairs",
+    "run_load",
+]
+
+SUBJECTS = ["television", "phone", "laptop", "camera", "speaker", "monitor", "router", "cable"]
+BRANDS = ["Samsung", "Nexans", "Sony", "LG", "Philips", "Bosch", "Siemens", "Panasonic"]
+TRAITS = ["wireless", "4K", "refurbished", "compact", "waterproof", "low-voltage", "smart", "red"]
+BACKOFF_S = 0.05
+
+
+def make_pairs(count: int, seed: int = 8) -> list[tuple[str, str]]:
+    """``count`` deterministic (item_a, item_b) pairs of varied length."""
+    rng = random.Random(seed)
+
+    def item() -> str:
+        words = [rng.choice(TRAITS) for _ in range(rng.randint(0, 4))]
+        return " ".join(
+            [*words, rng.choice(BRANDS), rng.choice(SUBJECTS), str(rng.randint(1, 999))]
+        )
+
+    return [(item(), item()) for _ in range(count)]
+
+
+class Refused(Exception):
+    """The stack refused a submit for good (not a 429/503 to retry)."""
+
+
+class Target(Protocol):
+    """How the clients speak to one stack."""
+
+    name: str
+    terminal_ok: str
+
+    async def submit(self, http: httpx.AsyncClient, pair: tuple[str, str]) -> str: ...
+
+    async def wait(self, http: httpx.AsyncClient, task_id: str, deadline: float) -> str | None: ...
+
+    async def result(self, http: httpx.AsyncClient, task_id: str) -> dict[str, Any] | None: ...
+
+
+@dataclass
+class PipelineTarget:
+    """``POST /v1/tasks``; ``GET /v1/tasks/{id}?wait=S`` (long-poll), polling when the
+    API answers at once without a terminal state."""
+
+    poll_s: float
+    wait_s: float = 5.0
+    name: str = "pipeline"
+    terminal_ok: str = "SUCCESS"
+    terminal: frozenset[str] = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
+    retries: int = 0
+
+    async def submit(self, http: httpx.AsyncClient, pair: tuple[str, str]) -> str:
+        body = {"kind": "similarity", "inputs": {"item_a": pair[0], "item_b": pair[1]}}
+        while True:
+            response = await http.post("/v1/tasks", json=body)
+            if response.status_code == 202:
+                return str(response.json()["task_id"])
+            if response.status_code not in (429, 503):
+                raise Refused(f"{response.status_code}: {response.text[:200]}")
+            self.retries += 1
+            await asyncio.sleep(_retry_after(response))
+
+    async def wait(self, http: httpx.AsyncClient, task_id: str, deadline: float) -> str | None:
+        while time.monotonic() < deadline:
+            wait_s = max(0.0, min(self.wait_s, deadline - time.monotonic()))
+            asked = time.monotonic()
+            response = await http.get(f"/v1/tasks/{task_id}", params={"wait": f"{wait_s:.2f}"})
+            if response.status_code == 200 and response.json()["status"] in self.terminal:
+                return str(response.json()["status"])
+            if time.monotonic() - asked < wait_s / 2:  # no long-poll here: poll instead
+                await asyncio.sleep(self.poll_s)
+        return None
+
+    async def result(self, http: httpx.AsyncClient, task_id: str) -> dict[str, Any] | None:
+        response = await http.get(f"/v1/tasks/{task_id}/result")
+        response.raise_for_status()
+        output = response.json().get("output")
+        return output if isinstance(output, dict) else None
+
+
+@dataclass
+class SeedTarget:
+    """The seed's routes: form POST ``uploader/``, poll ``task_status``, read ``task_result``."""
+
+    poll_s: float
+    name: str = "celery"
+    terminal_ok: str = "SUCCESS"
+    terminal: frozenset[str] = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+    prefix: str = "/activedocuments/nexans"
+    retries: int = 0
+
+    async def submit(self, http: httpx.AsyncClient, pair: tuple[str, str]) -> str:
+        form = {"item_a": pair[0], "item_b": pair[1]}
+        response = await http.post(f"{self.prefix}/uploader/", data=form)
+        if response.status_code != 200:
+            raise Refused(f"{response.status_code}: {response.text[:200]}")
+        return str(response.json()["task_id"])
+
+    async def wait(self, http: httpx.AsyncClient, task_id: str, deadline: float) -> str | None:
+        while time.monotonic() < deadline:
+            response = await http.get(f"{self.prefix}/task_status/{task_id}")
+            status = response.text.rsplit(" ", 1)[-1] if response.status_code == 200 else ""
+            if status in self.terminal:
+                return status
+            await asyncio.sleep(self.poll_s)
+        return None
+
+    async def result(self, http: httpx.AsyncClient, task_id: str) -> dict[str, Any] | None:
+        response = await http.get(f"{self.prefix}/task_result/{task_id}")
+        response.raise_for_status()
+        output = response.json().get("output")
+        return output if isinstance(output, dict) else None
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return min(2.0, max(BACKOFF_S, float(response.headers.get("Retry-After", BACKOFF_S))))
+    except ValueError:
+        return BACKOFF_S
+
+
+@dataclass
+class TaskRecord:
+    """One task as the client saw it."""
+
+    index: int
+    sent: float = 0.0
+    accepted: float | None = None
+    finished: float | None = None
+    status: str | None = None
+    output: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class LoadResult:
+    """Every task's record plus the run's wall clock."""
+
+    records: list[TaskRecord]
+    started: float
+    ended: float
+    clients: int
+    retries: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self, ok: str) -> dict[str, Any]:
+        """Counts, rates and latency percentiles (milliseconds)."""
+        accepted = [r for r in self.records if r.accepted is not None]
+        done = [r for r in accepted if r.finished is not None]
+        succeeded = [r for r in done if r.status == ok]
+        latencies = sorted((r.finished - r.sent) * 1000 for r in succeeded)  # type: ignore[operator]
+        last_accept = max((r.accepted for r in accepted), default=self.started)  # type: ignore[type-var]
+        last_done = max((r.finished for r in done), default=self.started)  # type: ignore[type-var]
+        return {
+            "tasks": len(self.records),
+            "clients": self.clients,
+            "accepted": len(accepted),
+            "rejected": len(self.records) - len(accepted),
+            "succeeded": len(succeeded),
+            "failed": len(done) - len(succeeded),
+            "lost": len(accepted) - len(done),
+            "submit_retries": self.retries,
+            "wall_s": round(self.ended - self.started, 3),
+            "submits_per_s": _rate(len(accepted), last_accept - self.started),
+            "completed_per_s": _rate(len(succeeded), last_done - self.started),
+            "latency_ms": percentiles(latencies),
+            "errors": sorted({r.error for r in self.records if r.error})[:5],
+        }
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50/p95/p99/max of sorted ``values`` (None when empty)."""
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    cuts = (
+        statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
+    )
+    return {
+        "p50": round(cuts[49], 1),
+        "p95": round(cuts[94], 1),
+        "p99": round(cuts[98], 1),
+        "max": round(values[-1], 1),
+        "mean": round(statistics.fmean(values), 1),
+    }
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 2) if seconds > 0 and count else 0.0
+
+
+async def run_load(
+    target: Target,
+    base_url: str,
+    pairs: list[tuple[str, str]],
+    clients: int,
+    timeout_s: float,
+    keep_outputs: set[int],
+) -> LoadResult:
+    """``clients`` concurrent clients work through ``pairs``; each task gets at most
+    ``timeout_s`` from the run's start (then it counts as lost)."""
+    records = [TaskRecord(i) for i in range(len(pairs))]
+    queue: asyncio.Queue[TaskRecord] = asyncio.Queue()
+    for record in records:
+        queue.put_nowait(record)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    timeout = httpx.Timeout(30.0)
+    started = time.monotonic()
+    deadline = started + timeout_s
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as http:
+
+        async def client() -> None:
+            while not queue.empty() and time.monotonic() < deadline:
+                record = queue.get_nowait()
+                await _one_task(target, http, record, pairs[record.index], deadline, keep_outputs)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return LoadResult(records, started, time.monotonic(), clients, getattr(target, "retries", 0))
+
+
+async def _one_task(
+    target: Target,
+    http: httpx.AsyncClient,
+    record: TaskRecord,
+    pair: tuple[str, str],
+    deadline: float,
+    keep_outputs: set[int],
+) -> None:
+    record.sent = time.monotonic()
+    try:
+        task_id = await target.submit(http, pair)
+        record.accepted = time.monotonic()
+        status = await target.wait(http, task_id, deadline)
+        if status is None:
+            return
+        output = await target.result(http, task_id)
+        record.finished, record.status = time.monotonic(), status
+        if record.index in keep_outputs:
+            record.output = output
+    except (httpx.HTTPError, Refused, KeyError, ValueError) as exc:
+        record.error = f"{type(exc).__name__}: {exc}"[:200]
+        if record.accepted is not None and record.finished is None:
+            record.finished, record.status = time.monotonic(), "CLIENT_ERROR"

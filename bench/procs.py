@@ -1,0 +1,149 @@
+"""Child processes in their own process groups, and their memory, sampled.
+
+Every service the bench starts runs in a new session, so stopping it kills the
+whole group (gunicorn's and Celery's prefork children included) and nothing
+outlives the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+__all__ = ["ProcessSet", "RssSampler", "free_port", "wait_until"]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: object, timeout_s: float, what: str, interval_s: float = 0.3) -> None:
+    """Call ``condition()`` until it is true; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(interval_s)
+    raise TimeoutError(f"{what} not within {timeout_s:.0f}s")
+
+
+@dataclass
+class ProcessSet:
+    """Named child processes, each the leader of its own process group."""
+
+    log_dir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
+        """Start ``argv`` as ``name``; its output goes to ``<log_dir>/<name>.log``."""
+        with (self.log_dir / f"{name}.log").open("ab") as out:
+            self.processes[name] = subprocess.Popen(
+                list(argv),
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def first_exited(self) -> str | None:
+        """The name of a process that has already exited, if any."""
+        return next((n for n, p in self.processes.items() if p.poll() is not None), None)
+
+    def check_alive(self) -> None:
+        """Raise with the log's tail when a process has died."""
+        if (name := self.first_exited()) is not None:
+            raise RuntimeError(f"{name} exited early:\n{self.log_tail(name)}")
+
+    def log_tail(self, name: str, chars: int = 3000) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM every group, newest first; SIGKILL the groups that outlive ``timeout_s``."""
+        for process in reversed(list(self.processes.values())):
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for process in self.processes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.1, deadline - time.monotonic()))
+            # The leader may be gone while its children (prefork) still run.
+            _signal_group(process, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+class RssSampler:
+    """Samples, in a thread, the resident memory of each named process tree.
+
+    A tree is the process and its descendants (gunicorn or Celery with their
+    children); ``peaks()`` gives, per name, the highest sum seen and the
+    process count at that moment.
+    """
+
+    def __init__(self, pids: dict[str, int], interval_s: float = 0.5) -> None:
+        self.pids = pids
+        self.interval_s = interval_s
+        self._peaks: dict[str, tuple[int, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sample()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def sample(self) -> None:
+        for name, pid in self.pids.items():
+            rss, count = _tree_rss(pid)
+            if rss > self._peaks.get(name, (0, 0))[0]:
+                self._peaks[name] = (rss, count)
+
+    def peaks(self) -> dict[str, dict[str, float]]:
+        """``{name: {"peak_rss_mib": ..., "processes": ...}}``."""
+        return {
+            name: {"peak_rss_mib": round(rss / 2**20, 1), "processes": count}
+            for name, (rss, count) in self._peaks.items()
+        }
+
+
+def _tree_rss(pid: int) -> tuple[int, int]:
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0, 0
+    total = 0
+    for process in tree:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total, len(tree)

@@ -1,0 +1,237 @@
+"""``python -m bench.run``: the pipeline beside the model ceiling and the seed's design.
+
+One run measures, on this machine and side by side: the packaged model called
+directly (the ceiling), the real pipeline end to end (ephemeral Kafka broker,
+processor, N workers, API) and the seed's Flask + Celery + Redis stack, each
+under the same burst of similarity tasks from concurrent HTTP clients and
+unloaded (one task at a time). It writes ``bench/results/<timestamp>.json``,
+``.md`` and ``.png`` and prints the table, ratios last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import report
+from bench.ceiling import load_encoder, measure_ceiling, verify_outputs, worker_batch_and_threads
+from bench.loadgen import LoadResult, PipelineTarget, SeedTarget, Target, make_pairs, run_load
+from bench.procs import RssSampler
+from bench.stacks import CeleryStack, PipelineStack, kafka_broker
+from inference_consumer.model import SentenceEncoder
+
+__all__ = ["main"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MAX_DEFAULT_PROCESSES = 8
+
+
+def _say(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The bench's command line (also ``asyncarch bench``)."""
+    cores = min(os.cpu_count() or 1, MAX_DEFAULT_PROCESSES)
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--tasks", type=int, default=2000, help="similarity tasks in the burst (default 2000)")
+    add("--clients", type=int, default=64, help="concurrent HTTP clients (default 64)")
+    add("--unloaded", type=int, default=30, help="tasks sent one at a time (default 30)")
+    add("--workers", type=int, default=cores, help=f"pipeline workers (default: cores, {cores})")
+    add("--partitions", type=int, default=6, help="partitions per topic (default 6)")
+    add("--concurrency", type=int, default=cores, help=f"Celery children (default {cores})")
+    add("--poll-ms", type=float, default=50.0, help="status poll interval under load")
+    add("--wait-s", type=float, default=5.0, help="long-poll wait asked of the pipeline API")
+    add("--sample", type=int, default=32, help="results checked against the model")
+    add("--timeout-s", type=float, help="bound on one burst (default 60 s + 0.1 s a task)")
+    add("--only", choices=["pipeline", "celery"], help="skip the other stack")
+    add("--sweep", action="store_true", help="also: workers 1→2, partitions 1→12, tasks 1k→10k")
+    add("--quick", action="store_true", help="tiny numbers (40 tasks, 8 clients, 5 unloaded)")
+    add("--out", type=Path, default=RESULTS, help="results folder (default bench/results)")
+    return parser
+
+
+def _quick(args: argparse.Namespace) -> None:
+    args.tasks, args.clients, args.unloaded, args.sample = 40, 8, 5, 8
+    args.workers, args.concurrency = 1, min(args.concurrency, 2)
+
+
+def _bound(args: argparse.Namespace, tasks: int) -> float:
+    return args.timeout_s or 60.0 + 0.1 * tasks
+
+
+def _measure(
+    target_for: Callable[[float], Target],
+    base_url: str,
+    pairs: list[tuple[str, str]],
+    args: argparse.Namespace,
+    sample: set[int],
+) -> LoadResult:
+    target = target_for(args.poll_ms / 1000)
+    return asyncio.run(
+        run_load(target, base_url, pairs, args.clients, _bound(args, len(pairs)), sample)
+    )
+
+
+def _warm_up(target: Target, base_url: str, pairs: list[tuple[str, str]], clients: int) -> None:
+    """A few tasks through the stack first (model JIT, connections, group joins)."""
+    result = asyncio.run(run_load(target, base_url, pairs, clients, 120.0, set()))
+    summary = result.summary(target.terminal_ok)
+    if summary["succeeded"] != len(pairs):
+        raise RuntimeError(f"{target.name} warm-up failed: {summary}")
+
+
+def _run_stack(
+    stack: PipelineStack | CeleryStack,
+    target_for: Callable[[float], Target],
+    pairs: list[tuple[str, str]],
+    args: argparse.Namespace,
+    encoder: SentenceEncoder,
+    unloaded: int,
+) -> Iterator[dict[str, Any]]:
+    """Burst, then (when ``unloaded``) one task at a time; yields one entry per mode."""
+    name = target_for(0).name
+    warm = make_pairs(max(4, 2 * args.clients // 8), seed=1)
+    _warm_up(target_for(0.01), stack.base_url, warm, min(8, len(warm)))
+    step = max(1, len(pairs) // max(1, args.sample))
+    sample = set(range(0, len(pairs), step))
+    with RssSampler(stack.pids()) as rss:
+        _say(f"{name}: {len(pairs)} tasks from {args.clients} clients")
+        burst = _measure(target_for, stack.base_url, pairs, args, sample)
+        single = None
+        if unloaded:
+            _say(f"{name}: {unloaded} tasks one at a time")
+            single = asyncio.run(
+                run_load(target_for(0.01), stack.base_url, pairs[:unloaded], 1, 120.0, set())
+            )
+    peaks = rss.peaks()
+    summary = burst.summary(target_for(0).terminal_ok)
+    outputs = {r.index: r.output for r in burst.records if r.index in sample and r.status}
+    entry = {"stack": name, "mode": "burst", "config": stack.config, "summary": summary}
+    entry |= {"rss": peaks, "verify": verify_outputs(encoder, pairs, outputs)}
+    _say(f"{name}: {summary['completed_per_s']} tasks/s, p99 {summary['latency_ms']['p99']} ms")
+    yield entry
+    if single is not None:
+        one = single.summary(target_for(0).terminal_ok)
+        yield {"stack": name, "mode": "unloaded", "config": stack.config, "summary": one}
+
+
+def _pipeline_target(args: argparse.Namespace) -> Callable[[float], Target]:
+    return lambda poll_s: PipelineTarget(poll_s=poll_s, wait_s=args.wait_s)
+
+
+def _seed_target(poll_s: float) -> Target:
+    return SeedTarget(poll_s=poll_s)
+
+
+def _pipeline_runs(
+    args: argparse.Namespace, work: Path, encoder: SentenceEncoder, threads: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    runs: list[dict[str, Any]] = []
+    sweep: list[dict[str, Any]] = []
+    with kafka_broker(work) as bootstrap:
+        _say(f"pipeline: Kafka at {bootstrap}")
+
+        def one(workers: int, partitions: int, tasks: int, unloaded: int) -> list[dict[str, Any]]:
+            pairs = make_pairs(tasks)
+            stack = PipelineStack(bootstrap, workers, partitions, threads, work)
+            with stack:
+                target = _pipeline_target(args)
+                return list(_run_stack(stack, target, pairs, args, encoder, unloaded))
+
+        runs += one(args.workers, args.partitions, args.tasks, args.unloaded)
+        if args.sweep:
+            small, large = _sweep_sizes(args)
+            for workers in (1, 2):
+                for partitions in (1, 12):
+                    sweep += one(workers, partitions, small, 0)
+            sweep += one(args.workers, args.partitions, large, 0)
+    return runs, sweep
+
+
+def _celery_runs(
+    args: argparse.Namespace, work: Path, encoder: SentenceEncoder, threads: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    web_workers = min(os.cpu_count() or 1, MAX_DEFAULT_PROCESSES)
+    runs: list[dict[str, Any]] = []
+    sweep: list[dict[str, Any]] = []
+    with CeleryStack(args.concurrency, web_workers, 8, threads, work) as stack:
+        runs += _run_stack(
+            stack, _seed_target, make_pairs(args.tasks), args, encoder, args.unloaded
+        )
+        if args.sweep:
+            for tasks in _sweep_sizes(args):
+                sweep += _run_stack(stack, _seed_target, make_pairs(tasks), args, encoder, 0)
+    return runs, sweep
+
+
+def _sweep_sizes(args: argparse.Namespace) -> tuple[int, int]:
+    return (args.tasks, 2 * args.tasks) if args.quick else (1000, 10_000)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure everything; returns the results document."""
+    started = datetime.now(UTC)
+    batch, threads = worker_batch_and_threads()
+    _say(f"model ceiling: batch {batch}, {threads} torch thread(s)")
+    encoder = load_encoder(threads)
+    ceiling_pairs = make_pairs(64 if args.quick else 1024, seed=2)
+    ceiling = measure_ceiling(encoder, ceiling_pairs, batch, rounds=1 if args.quick else 3)
+    _say(f"model ceiling: {ceiling['pairs_per_s']} pairs/s")
+    runs: list[dict[str, Any]] = []
+    sweep: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="asyncarch-bench-") as tmp:
+        for stack, measure in (("pipeline", _pipeline_runs), ("celery", _celery_runs)):
+            if args.only in (None, stack):
+                more_runs, more_sweep = measure(args, Path(tmp), encoder, threads)
+                runs += more_runs
+                sweep += more_sweep
+    results: dict[str, Any] = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "host": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_default_threads": torch.get_num_threads(),
+        },
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "ceiling": ceiling,
+        "runs": runs,
+        "sweep": sweep,
+    }
+    results["ratios"] = report.ratios(results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench; 0 when every task came back verified, 1 otherwise."""
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        _quick(args)
+    results = run(args)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    paths = report.write_all(results, args.out, stamp)
+    print(report.markdown(results))
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    clean = all(
+        r["summary"]["lost"] == 0 and r["summary"]["failed"] == 0 and r["summary"]["rejected"] == 0
+        for r in results["runs"] + results["sweep"]
+    ) and all(r["verify"]["mismatched"] == 0 for r in results["runs"] if "verify" in r)
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
