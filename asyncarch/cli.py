@@ -22,6 +22,7 @@ __all__ = ["main"]
 
 
 def _kafka(args: argparse.Namespace) -> int:
+    from asyncarch.exceptions import AsyncarchError
     from asyncarch.local_kafka import LocalKafka, cache_root
 
     if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
@@ -38,16 +39,20 @@ def _kafka(args: argparse.Namespace) -> int:
     broker = LocalKafka(
         state_dir=state_dir, port=args.port, controller_port=args.controller_port, heap=args.heap
     )
-    if args.action == "up":
-        pid = broker.start()
-        print(f"Kafka running: {broker.bootstrap_servers} (pid {pid}, data {broker.state_dir})")
-    elif args.action == "down":
-        print("Kafka stopped" if broker.stop() else "Kafka was not running")
-    else:
-        running = broker.running_pid()
-        print(f"Kafka running (pid {running})" if running else "Kafka not running")
-        return 0 if running else 3
-    return 0
+    try:
+        if args.action == "up":
+            pid = broker.start(detach=True)
+            print(f"Kafka running: {broker.bootstrap_servers} (pid {pid}, data {broker.state_dir})")
+        elif args.action == "down":
+            print("Kafka stopped" if broker.stop() else "Kafka was not running")
+    except AsyncarchError as exc:
+        print(f"asyncarch kafka {args.action}: {exc}", file=sys.stderr)
+        return 1
+    if args.action != "status":
+        return 0
+    running = broker.running_pid()
+    print(f"Kafka running (pid {running})" if running else "Kafka not running")
+    return 0 if running else 3
 
 
 def _topics(_: argparse.Namespace) -> int:
@@ -95,11 +100,16 @@ def _tail(args: argparse.Namespace) -> int:
     return run_tail(options)
 
 
-def _up(_: argparse.Namespace) -> int:
-    from asyncarch.supervisor import run_pipeline
-    from producer_api.core.config import ApiSettings
+def _up(args: argparse.Namespace) -> int:
+    from asyncarch.up import SupervisorSettings, run_up
 
-    return run_pipeline(ApiSettings().base_url)
+    flags = {
+        "workers": args.workers,
+        "metrics_port": args.metrics_port,
+        "kafka_port": args.kafka_port,
+        "kafka_controller_port": args.kafka_controller_port,
+    }
+    return run_up(SupervisorSettings(**{k: v for k, v in flags.items() if v is not None}))
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -184,12 +194,27 @@ def build_parser() -> argparse.ArgumentParser:
         ("api", _api, "the producer API (FastAPI)"),
         ("worker", _worker, "an inference worker (consumer group member)"),
         ("processor", _processor, "the Faust stream processor (task-state table)"),
-        ("up", _up, "Kafka and every service, logs prefixed; Ctrl-C stops all"),
     ]:
         verbs.add_parser(name, help=text).set_defaults(run=run)
+    _add_up_parser(verbs)
     _add_submit_parser(verbs)
     _add_tail_parser(verbs)
     return parser
+
+
+def _add_up_parser(verbs: Any) -> None:
+    up = verbs.add_parser(
+        "up",
+        help="Kafka and every service, supervised (restarts with backoff); Ctrl-C stops all",
+        description="Restarts a crashed service with exponential backoff; Ctrl-C, SIGTERM or "
+        "SIGHUP stop everything, and nothing outlives it. Flags override SUPERVISOR_* settings. "
+        "Exits 1 if another run owns the cache folder or a port it needs.",
+    )
+    up.add_argument("--workers", type=int, help="inference worker slots (default 1)")
+    up.add_argument("--metrics-port", type=int, help="serve the supervisor's /metrics here")
+    up.add_argument("--kafka-port", type=int, help="the local broker's port (default 9092)")
+    up.add_argument("--kafka-controller-port", type=int, help="its controller port (9093)")
+    up.set_defaults(run=_up)
 
 
 def _add_tail_parser(verbs: Any) -> None:

@@ -8,6 +8,7 @@ node. Data is kept across restarts unless the broker is ephemeral.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -23,6 +24,8 @@ from pathlib import Path
 from asyncarch.config import KafkaSettings
 from asyncarch.exceptions import AsyncarchError
 from asyncarch.kafka_admin import wait_for_broker
+from asyncarch.ownership import AlreadyRunning, OwnerLock, busy_ports
+from asyncarch.process import alive, spawn
 
 __all__ = ["LocalKafka", "LocalKafkaError", "cache_root"]
 
@@ -84,15 +87,15 @@ class LocalKafka:
     controller_port: int = 9093
     heap: str = "512m"
     log_level: str = "WARN"
+    _lock: OwnerLock = field(init=False, repr=False, compare=False)
 
     @property
     def bootstrap_servers(self) -> str:
         """``host:port`` of the broker's client listener."""
         return f"{self.host}:{self.port}"
 
-    @property
-    def pid_file(self) -> Path:
-        return self.state_dir / "broker.pid"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_lock", OwnerLock(self.state_dir / "broker.lock"))
 
     @property
     def log_file(self) -> Path:
@@ -124,22 +127,59 @@ class LocalKafka:
         (libs / ".complete").touch()
         return libs
 
-    def start(self, wait_s: float = 90.0) -> int:
-        """Format storage if new, start the broker detached and wait until it answers."""
-        if (pid := self.running_pid()) is not None:
-            return pid
+    def claim(self, owner_pid: int | None) -> None:
+        """Take the data folder and ports, or raise AlreadyRunning naming their holder.
+
+        ``owner_pid`` is the process that will stop the broker (None: a daemon
+        that ``asyncarch kafka down`` stops).
+        """
+        self._lock.acquire(
+            what=f"a Kafka broker on {self.bootstrap_servers} (data {self.state_dir})",
+            owner_pid=owner_pid,
+        )
+        if busy := busy_ports(self.host, (self.port, self.controller_port)):
+            self._lock.release()
+            raise AlreadyRunning(f"port {busy[0]} on {self.host} is in use: Kafka cannot listen")
+
+    def command(self) -> list[str]:
+        """The broker's command line, after provisioning jars and formatting storage."""
         libs = self.libs()
         config = self._write_config()
         self._format_storage(libs, config)
-        with self.log_file.open("ab") as out:
-            process = subprocess.Popen(
-                self._java(libs, "kafka.Kafka", str(config)),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(str(process.pid))
+        return self._java(libs, "kafka.Kafka", str(config))
+
+    def record(self, pid: int, owner_pid: int | None) -> None:
+        """Note the running broker's pid beside the claim (its holder keeps the lock)."""
+        self._lock.record(
+            what=f"a Kafka broker on {self.bootstrap_servers} (data {self.state_dir})",
+            pid=pid,
+            owner_pid=owner_pid,
+        )
+
+    @property
+    def lock_fd(self) -> int:
+        """The claim's descriptor: pass it to the broker so the claim lives as long."""
+        return self._lock.fileno()
+
+    def release(self) -> None:
+        """Drop this process's hold on the claim."""
+        self._lock.release()
+
+    def start(self, wait_s: float = 90.0, detach: bool = False) -> int:
+        """Start the broker and wait until it answers; raise AlreadyRunning if one runs.
+
+        A ``detach``-ed broker outlives this process (``asyncarch kafka up``);
+        otherwise it dies with the calling thread.
+        """
+        owner_pid = None if detach else os.getpid()
+        self.claim(owner_pid)
+        try:
+            argv = self.command()
+            with self.log_file.open("ab") as out:
+                process = spawn(argv, stdout=out, tied=not detach, pass_fds=[self.lock_fd])
+            self.record(process.pid, owner_pid)
+        finally:
+            self.release()  # the broker holds the claim from now on
         try:
             wait_for_broker(KafkaSettings(bootstrap_servers=self.bootstrap_servers), wait_s)
         except AsyncarchError as exc:
@@ -149,27 +189,31 @@ class LocalKafka:
         return process.pid
 
     def stop(self, timeout_s: float = 30.0) -> bool:
-        """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s``); False if none ran."""
-        pid = self.running_pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
+        """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s``); False if none ran.
+
+        Refuses a broker that a live ``asyncarch up`` (another process) started.
+        """
+        info = self._lock.holder()
+        if info is None or "pid" not in info:
             return False
-        os.kill(pid, signal.SIGTERM)
+        owner = info.get("owner_pid")
+        if owner not in (None, os.getpid()) and alive(owner):
+            raise LocalKafkaError(
+                f"the broker in {self.state_dir} (pid {info['pid']}) belongs to process {owner} "
+                "(asyncarch up): stop that one instead"
+            )
+        _signal(info["pid"], signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while self._lock.holder() is not None and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
+        if self._lock.holder() is not None:
+            _signal(info["pid"], signal.SIGKILL)
         return True
 
     def running_pid(self) -> int | None:
-        """The broker's pid if it is running."""
-        try:
-            pid = int(self.pid_file.read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if _alive(pid) else None
+        """The broker's pid while one runs from this data folder."""
+        info = self._lock.holder()
+        return int(info["pid"]) if info and "pid" in info else None
 
     def destroy(self) -> None:
         """Stop the broker and delete its data (for ephemeral brokers)."""
@@ -233,15 +277,6 @@ class LocalKafka:
         ]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as stopped
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)

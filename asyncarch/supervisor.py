@@ -1,67 +1,79 @@
-"""``asyncarch up``: a local broker plus one process per service, logs prefixed."""
+"""Child services that are restarted when they crash and stopped in order.
+
+``ServiceGroup`` starts ``asyncarch <verb>`` children (tied to this process:
+see ``asyncarch.process``) with their output prefixed or logged to files.
+``Supervisor`` watches a group: a service that fails is restarted after an
+exponential backoff, and ``stop`` takes the services down stage by stage
+(API first, broker last), SIGTERM then SIGKILL.
+"""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from asyncarch.process import describe_exit, spawn, terminate
+from asyncarch.restarts import Backoff, RestartPolicy, SupervisorMetrics, wants_restart
 
-from asyncarch.config import KafkaSettings
-from asyncarch.kafka_admin import ensure_topics, wait_for_broker
-from asyncarch.local_kafka import LocalKafka
-from schemas.topics import TopicSettings
+__all__ = ["Service", "ServiceGroup", "Supervisor", "say"]
 
-__all__ = ["ServiceGroup", "run_pipeline"]
-
-SERVICES = ("processor", "worker", "api")
 COLOURS = {"kafka": 35, "processor": 36, "worker": 33, "api": 32}
 
 
-def _say(name: str, line: str) -> None:
+def say(name: str, line: str) -> None:
+    """Print ``line`` prefixed with ``name`` (coloured on a terminal)."""
     prefix = f"{name:>9} |"
     if sys.stdout.isatty():
-        prefix = f"\033[{COLOURS.get(name, 37)}m{prefix}\033[0m"
+        prefix = f"\033[{COLOURS.get(name.split('-')[0], 37)}m{prefix}\033[0m"
     sys.stdout.write(f"{prefix} {line.rstrip()}\n")
     sys.stdout.flush()
 
 
 @dataclass
 class ServiceGroup:
-    """Child processes, each running one ``asyncarch <service>`` verb."""
+    """Child processes, each running one ``asyncarch <service>`` verb (or any command)."""
 
     env: dict[str, str]
     log_dir: Path | None = None
     processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
 
-    def start(self, name: str, verb: str | None = None) -> subprocess.Popen[str]:
-        """Start ``asyncarch <verb>`` as ``name``; output goes to ``log_dir`` or is
-        printed with the name as prefix."""
-        out = (self.log_dir / f"{name}.log").open("a") if self.log_dir else subprocess.PIPE
-        process = subprocess.Popen(
-            [sys.executable, "-m", "asyncarch.cli", verb or name],
-            env=self.env,
-            text=True,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+    def start(
+        self,
+        name: str,
+        verb: str | None = None,
+        *,
+        argv: Iterable[str] = (),
+        env: dict[str, str] | None = None,
+        pass_fds: Iterable[int] = (),
+    ) -> subprocess.Popen[str]:
+        """Start ``asyncarch <verb>`` (or ``argv``) as ``name``, with ``env`` added.
+
+        Output goes to ``log_dir/<name>.log`` or is printed with the name as prefix.
+        """
+        command = list(argv) or [sys.executable, "-m", "asyncarch.cli", verb or name]
+        out = (self.log_dir / f"{name}.log").open("a") if self.log_dir else None
+        process = spawn(
+            command,
+            env={**self.env, **(env or {})},
+            stdout=out or subprocess.PIPE,
+            pass_fds=pass_fds,
         )
-        self.processes[name] = process
-        if out is subprocess.PIPE:
+        if out is not None:
+            out.close()  # the child has its own copy
+        else:
             threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
+        self.processes[name] = process
         return process
 
     def _relay(self, name: str, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            _say(name, line)
+            say(name, line)
 
     def first_exited(self) -> str | None:
         """The name of a service that has exited, if any."""
@@ -69,59 +81,114 @@ class ServiceGroup:
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM every service, newest first; SIGKILL what outlives ``timeout_s``."""
-        for process in reversed(list(self.processes.values())):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for process in self.processes.values():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
+        terminate(reversed(list(self.processes.values())), timeout_s)
 
 
-def _wait_for_api(url: str, services: ServiceGroup, timeout_s: float = 180.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and services.first_exited() is None:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    return False
+@dataclass(frozen=True)
+class Service:
+    """One supervised service: what to run and when it stops relative to the others."""
+
+    name: str
+    stage: int  # stop order: lower stages stop first
+    verb: str | None = None
+    argv: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    pass_fds: tuple[int, ...] = ()
 
 
-def run_pipeline(api_url: str) -> int:
-    """Start Kafka (unless KAFKA_BOOTSTRAP_SERVERS names one) and every service; block."""
-    broker = None if "KAFKA_BOOTSTRAP_SERVERS" in os.environ else LocalKafka()
-    if broker is not None:
-        _say("kafka", f"starting Apache Kafka (KRaft) on {broker.bootstrap_servers}")
-        broker.start()
-    kafka = KafkaSettings()
-    wait_for_broker(kafka)
-    ensure_topics(kafka, TopicSettings())
-    services = ServiceGroup(env=dict(os.environ))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        for name in SERVICES:
-            services.start(name)
-        if _wait_for_api(api_url, services):
-            _say("asyncarch", f"ready: {api_url}  (API docs: {api_url}/docs) — Ctrl-C stops all")
-        while not stop.is_set() and (exited := services.first_exited()) is None:
-            stop.wait(0.5)
-        return 0 if stop.is_set() else _report_exit(exited)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        _say("asyncarch", "stopping services")
-        services.stop()
-        if broker is not None:
-            broker.stop()
-            _say("kafka", "stopped")
+@dataclass(frozen=True)
+class RestartRules:
+    """How the supervisor restarts (see ``asyncarch.restarts``)."""
+
+    policy: RestartPolicy = "on-failure"
+    initial_s: float = 1.0
+    max_s: float = 30.0
+    reset_after_s: float = 60.0
 
 
-def _report_exit(name: str | None) -> int:
-    _say("asyncarch", f"service {name} exited; stopping the rest")
-    return 1
+class Supervisor:
+    """Runs services, restarts failed ones with backoff, and stops them in stages."""
+
+    def __init__(
+        self,
+        group: ServiceGroup,
+        rules: RestartRules,
+        metrics: SupervisorMetrics,
+        on_start: Callable[[Service, int], None] | None = None,
+    ) -> None:
+        self.group = group
+        self.rules = rules
+        self.metrics = metrics
+        self.on_start = on_start
+        self.services: dict[str, Service] = {}
+        self._backoff: dict[str, Backoff] = {}
+        self._started_at: dict[str, float] = {}
+        self._due: dict[str, float] = {}
+
+    def launch(self, service: Service) -> None:
+        """Start ``service`` now and supervise it from then on."""
+        self.services[service.name] = service
+        self._backoff.setdefault(
+            service.name,
+            Backoff(self.rules.initial_s, self.rules.max_s, self.rules.reset_after_s),
+        )
+        process = self.group.start(
+            service.name,
+            service.verb,
+            argv=service.argv,
+            env=service.env,
+            pass_fds=service.pass_fds,
+        )
+        self._started_at[service.name] = time.monotonic()
+        self.metrics.up.labels(service.name).set(1)
+        say("asyncarch", f"started {service.name} (pid {process.pid})")
+        if self.on_start is not None:
+            self.on_start(service, process.pid)
+
+    def tick(self) -> None:
+        """Notice exits and start the services whose restart is due."""
+        now = time.monotonic()
+        for name, process in list(self.group.processes.items()):
+            if name in self.services and name not in self._due and process.poll() is not None:
+                self._exited(name, process.returncode, now)
+        for name, due in list(self._due.items()):
+            if now >= due:
+                del self._due[name]
+                self.metrics.restarts.labels(name).inc()
+                self.launch(self.services[name])
+
+    def _exited(self, name: str, returncode: int, now: float) -> None:
+        cause = describe_exit(returncode)
+        uptime = now - self._started_at[name]
+        self.metrics.up.labels(name).set(0)
+        self.metrics.exits.labels(name, cause).inc()
+        if not wants_restart(self.rules.policy, returncode):
+            say("asyncarch", f"{name} exited ({cause}) after {uptime:.1f}s; not restarted")
+            del self.services[name]
+            return
+        delay = self._backoff[name].next_delay(uptime)
+        self._due[name] = now + delay
+        say("asyncarch", f"{name} exited ({cause}) after {uptime:.1f}s; restarting in {delay:g}s")
+
+    def running(self, name: str) -> subprocess.Popen[str] | None:
+        """The live process of ``name``, if it runs."""
+        process = self.group.processes.get(name)
+        return process if process is not None and process.poll() is None else None
+
+    def stop(self, timeout_s: float) -> None:
+        """Stop every service stage by stage: SIGTERM, then SIGKILL after ``timeout_s``."""
+        self._due.clear()
+        stages = sorted({s.stage for s in self.services.values()})
+        orphans = [n for n in self.group.processes if n not in self.services]
+        for stage in stages:
+            names = [n for n, s in self.services.items() if s.stage == stage]
+            self._stop_names(names, timeout_s)
+        self._stop_names(orphans, timeout_s)
+
+    def _stop_names(self, names: list[str], timeout_s: float) -> None:
+        processes = [self.group.processes[n] for n in names if n in self.group.processes]
+        if any(p.poll() is None for p in processes):
+            say("asyncarch", f"stopping {', '.join(names)}")
+        terminate(processes, timeout_s)
+        for name in names:
+            self.metrics.up.labels(name).set(0)
