@@ -1,0 +1,61 @@
+"""``python -m bench.run --quick``: both stacks run, every task comes back, files are written.
+
+Counts only: numbers on a shared test machine say nothing, so no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asyncarch.config import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(900)
+def test_quick_bench_writes_results_and_loses_nothing(kafka: KafkaSettings, tmp_path: Path) -> None:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=840,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+
+    files = {p.suffix: p for p in tmp_path.iterdir()}
+    assert set(files) == {".json", ".md", ".png"}
+    assert files[".png"].read_bytes().startswith(b"\x89PNG")
+    assert "## Ratios" in files[".md"].read_text()
+    results = json.loads(files[".json"].read_text())
+
+    assert results["ceiling"]["pairs_per_s"] > 0
+    modes = {(run["stack"], run["mode"]) for run in results["runs"]}
+    assert modes == {(s, m) for s in ("pipeline", "celery") for m in ("burst", "unloaded")}
+    for run in results["runs"]:
+        s = run["summary"]
+        assert s["tasks"] == (40 if run["mode"] == "burst" else 5), run
+        assert s["accepted"] + s["rejected"] == s["tasks"], run
+        assert s["succeeded"] + s["failed"] + s["lost"] == s["accepted"], run
+        assert (s["lost"], s["failed"], s["rejected"]) == (0, 0, 0), run
+    for run in (r for r in results["runs"] if r["mode"] == "burst"):
+        assert run["verify"]["checked"] > 0
+        assert run["verify"]["mismatched"] == 0, run["verify"]
+        assert all(peak["peak_rss_mib"] > 0 for peak in run["rss"].values()), run["rss"]
+    assert set(results["ratios"]) == {
+        "pipeline_over_ceiling_tasks_per_s",
+        "pipeline_over_celery_tasks_per_s",
+        "p99_pipeline_over_celery_burst",
+        "unloaded_p50_pipeline_over_celery",
+    }
