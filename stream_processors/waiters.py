@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["notify_changed", "wait_for_change", "waiting_count", "wake_all"]
+from prometheus_client import Gauge
+
+__all__ = ["QUERIES_WAITING", "notify_changed", "wait_for_change", "waiting_count", "wake_all"]
 
 _waiting: dict[str, set[asyncio.Event]] = {}
 
@@ -53,3 +55,9 @@ async def wait_for_change(task_id: str, timeout_s: float) -> bool:
 def waiting_count() -> int:
     """How many queries wait right now."""
     return sum(len(events) for events in _waiting.values())
+
+
+QUERIES_WAITING = Gauge(
+    "asyncarch_processor_queries_waiting", "Task queries long-polling on this worker now"
+)
+QUERIES_WAITING.set_function(waiting_count)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -28,6 +29,7 @@ from asyncarch.client import (
     parse_result,
     parse_retry_after,
     parse_submit,
+    result_request,
     status_request,
     submit_request,
 )
@@ -269,3 +271,62 @@ async def test_async_client_raises_the_same_errors() -> None:
         with pytest.raises(ServiceUnavailable) as caught:
             await client.submit_similarity("a", "b")
     assert caught.value.retry_after == 5.0
+
+
+def timed_body(state: str, updated_at: int) -> dict:
+    return {**status_body(state), "updated_at": updated_at}
+
+
+def test_status_request_long_polls_with_a_longer_timeout() -> None:
+    plain = status_request(TASK_ID)
+    assert plain.params is None and plain.send_kwargs(30.0)["timeout"] == 30.0
+    poll = status_request(TASK_ID, wait_s=20, since=1700)
+    assert poll.params == {"wait": "20.000", "since": "1700"}
+    assert poll.send_kwargs(30.0)["timeout"] == 50.0
+    assert result_request(TASK_ID, wait_s=5).params == {"wait": "5.000"}
+
+
+def test_status_poll_asks_at_once_then_long_polls_from_the_last_change() -> None:
+    clock = FakeClock()
+    poll = StatusPoll(TASK_ID, 60.0, 0.1, 2.0, clock=clock, long_poll_s=20.0)
+    assert poll.request_wait() == (0.0, None)
+    poll.observe(timed_body("PENDING", 1_000))
+    assert poll.delay_after(0.01) == 0.0  # changed: the next long-poll waits by itself
+    assert poll.request_wait() == (20.0, 1_000)
+    poll.observe(timed_body("PENDING", 1_000))
+    assert poll.delay_after(20.0) == 0.0  # the server waited: no sleep on top
+    assert poll.delay_after(0.01) == pytest.approx(0.19)  # it did not: back off
+    clock.now += 50.0
+    assert poll.request_wait() == (pytest.approx(10.0), 1_000)
+    clock.now += 10.0
+    with pytest.raises(TaskTimeout):
+        poll.request_wait()
+
+
+def test_sync_wait_long_polls_each_change_without_sleeping() -> None:
+    handle, seen = replay(
+        [
+            httpx.Response(200, json=timed_body("PENDING", 1)),
+            httpx.Response(200, json=timed_body("RUNNING", 2)),
+            httpx.Response(200, json=timed_body("SUCCESS", 3)),
+        ]
+    )
+    changes: list[str] = []
+    with AsyncarchClient("http://api", transport=httpx.MockTransport(handle)) as client:
+        started = time.monotonic()
+        final = client.wait(
+            TASK_ID,
+            timeout_s=30.0,
+            poll_interval_s=5.0,
+            max_interval_s=10.0,
+            on_status=lambda body: changes.append(body["status"]),
+        )
+        elapsed = time.monotonic() - started
+    assert final["status"] == "SUCCESS"
+    assert changes == ["PENDING", "RUNNING", "SUCCESS"]
+    assert elapsed < 2.0  # a 5 s backoff sleep would have shown
+    assert [dict(r.url.params) for r in seen] == [
+        {},
+        {"wait": "20.000", "since": "1"},
+        {"wait": "20.000", "since": "2"},
+    ]

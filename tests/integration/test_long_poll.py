@@ -1,0 +1,150 @@
+"""Long-poll of a task's state through the API, against the real processor.
+
+No worker runs here, so a task stays PENDING until it is cancelled: the
+cancellation is the change that must wake a waiting query.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from asyncarch.client import AsyncarchClient
+from asyncarch.config import KafkaSettings
+from tests.integration.conftest import Pipeline, launch_pipeline
+
+pytestmark = pytest.mark.integration
+
+SIMILARITY = {"kind": "similarity", "inputs": {"item_a": "TV", "item_b": "Samsung"}}
+
+
+@pytest.fixture(scope="module")
+def idle(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """API and processor, no worker."""
+    pipeline = launch_pipeline(kafka, tmp_path_factory.mktemp("idle"), names=("processor", "api"))
+    yield pipeline
+    pipeline.services.stop()
+
+
+def _submit(client: httpx.Client) -> str:
+    response = client.post("/v1/tasks", json=SIMILARITY)
+    assert response.status_code == 202, response.text
+    return str(response.json()["task_id"])
+
+
+def _timed_get(client: httpx.Client, path: str, **params: object) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = client.get(path, params=params, timeout=60)
+    return response, time.monotonic() - started
+
+
+def queries_waiting(pipeline: Pipeline) -> float:
+    """The processor's gauge of long-polls waiting now."""
+    port = pipeline.services.env["PROCESSOR_WEB_PORT"]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics/", timeout=10).text
+    line = next(x for x in text.splitlines() if x.startswith("asyncarch_processor_queries_waiting"))
+    return float(line.split(" ")[1])
+
+
+class CancelWhileWaiting:
+    """Cancels a task from another thread once a long-poll waits in the processor."""
+
+    def __init__(self, pipeline: Pipeline, task_id: str) -> None:
+        self._thread = threading.Thread(target=self._run, args=(pipeline, task_id))
+        self.saw_waiting = False
+
+    def __enter__(self) -> CancelWhileWaiting:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._thread.join(timeout=30)
+
+    def _run(self, pipeline: Pipeline, task_id: str) -> None:
+        deadline = time.monotonic() + 20
+        while not (waiting := queries_waiting(pipeline) >= 1) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.saw_waiting = waiting
+        url = f"{pipeline.base_url}/v1/tasks/{task_id}/cancel"
+        httpx.post(url, timeout=30).raise_for_status()
+
+
+def test_a_long_poll_on_a_task_that_does_not_move_answers_after_the_wait(idle: Pipeline) -> None:
+    with idle.client() as client:
+        task_id = _submit(client)
+        status, status_s = _timed_get(client, f"/v1/tasks/{task_id}", wait=1.5)
+        result, result_s = _timed_get(client, f"/v1/tasks/{task_id}/result", wait=1)
+    assert status.status_code == 200 and status.json()["status"] == "PENDING"
+    assert 1.5 <= status_s < 5, status_s
+    assert result.status_code == 202 and result.json()["status"] == "PENDING"
+    assert 1 <= result_s < 5, result_s
+
+
+@pytest.mark.parametrize("wait", ["-1", "31", "soon"])
+def test_a_wait_out_of_bounds_is_422_naming_it(idle: Pipeline, wait: str) -> None:
+    with idle.client() as client:
+        task_id = _submit(client)
+        response = client.get(f"/v1/tasks/{task_id}", params={"wait": wait})
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json()["errors"]] == ["wait"]
+
+
+def test_a_long_poll_answers_as_soon_as_the_task_is_terminal(idle: Pipeline) -> None:
+    with idle.client() as client:
+        task_id = _submit(client)
+        with CancelWhileWaiting(idle, task_id) as cancel:
+            response, elapsed = _timed_get(client, f"/v1/tasks/{task_id}", wait=25)
+    assert cancel.saw_waiting
+    assert response.status_code == 200
+    assert response.json()["status"] == "CANCELLED"
+    assert elapsed < 15, elapsed  # woken by the change, not by the 25 s bound
+
+
+def test_a_long_poll_with_since_answers_at_the_next_change(idle: Pipeline) -> None:
+    with idle.client() as client:
+        task_id = _submit(client)
+        seen = client.get(f"/v1/tasks/{task_id}").json()
+        stale, stale_s = _timed_get(client, f"/v1/tasks/{task_id}", wait=25, since=0)
+        with CancelWhileWaiting(idle, task_id) as cancel:
+            changed, changed_s = _timed_get(
+                client, f"/v1/tasks/{task_id}", wait=25, since=seen["updated_at"]
+            )
+    assert cancel.saw_waiting
+    assert stale.json()["status"] == "PENDING" and stale_s < 5, stale_s
+    assert changed.json()["status"] == "CANCELLED"
+    assert changed.json()["updated_at"] != seen["updated_at"]
+    assert changed_s < 15, changed_s
+
+
+def test_sse_sends_the_change_a_long_poll_woke_up(idle: Pipeline) -> None:
+    with idle.client() as client:
+        task_id = _submit(client)
+        events = []
+        with (
+            CancelWhileWaiting(idle, task_id) as cancel,
+            client.stream("GET", f"/v1/tasks/{task_id}/events", timeout=30) as response,
+        ):
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+    assert cancel.saw_waiting
+    assert [event["status"] for event in events] == ["PENDING", "CANCELLED"]
+
+
+def test_client_wait_reports_each_change_through_long_polls(idle: Pipeline) -> None:
+    seen: list[str] = []
+    with AsyncarchClient(idle.base_url) as client:
+        task = client.submit_similarity("TV", "Samsung")
+        with CancelWhileWaiting(idle, task.task_id) as cancel:
+            started = time.monotonic()
+            final = client.wait(task, timeout_s=60, on_status=lambda b: seen.append(b["status"]))
+            elapsed = time.monotonic() - started
+    assert cancel.saw_waiting
+    assert final["status"] == "CANCELLED"
+    assert seen == ["PENDING", "CANCELLED"]
+    assert elapsed < 15, elapsed  # a long-poll's 20 s wait did not run out
