@@ -199,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_up_parser(verbs)
     _add_submit_parser(verbs)
     _add_tail_parser(verbs)
+    _add_bench_parser(verbs)
     return parser
 
 
@@ -241,6 +242,30 @@ def _add_tail_parser(verbs: Any) -> None:
     )
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.set_defaults(run=_tail)
+
+
+def _add_bench_parser(verbs: Any) -> None:
+    # prefix_chars="+": every option after ``bench`` is the bench's own (bench/run.py).
+    bench = verbs.add_parser(
+        "bench",
+        prefix_chars="+",
+        add_help=False,
+        help="pipeline vs model ceiling vs the seed's Flask+Celery+Redis (source checkout; "
+        "asyncarch bench -h)",
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(run=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "bench" / "run.py").is_file():
+        print("asyncarch bench: needs a source checkout", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(root))
+    from bench.run import main as bench_main
+
+    return bench_main(args.bench_args)
 
 
 def _add_submit_parser(verbs: Any) -> None:
