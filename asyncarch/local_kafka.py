@@ -24,7 +24,7 @@ from pathlib import Path
 from asyncarch.config import KafkaSettings
 from asyncarch.exceptions import AsyncarchError
 from asyncarch.kafka_admin import wait_for_broker
-from asyncarch.ownership import AlreadyRunning, OwnerLock, busy_ports
+from asyncarch.ownership import OwnerLock, busy_ports, port_taken
 from asyncarch.process import alive, spawn
 
 __all__ = ["LocalKafka", "LocalKafkaError", "cache_root"]
@@ -139,7 +139,7 @@ class LocalKafka:
         )
         if busy := busy_ports(self.host, (self.port, self.controller_port)):
             self._lock.release()
-            raise AlreadyRunning(f"port {busy[0]} on {self.host} is in use: Kafka cannot listen")
+            raise port_taken(self.host, busy[0], "the Kafka broker's")
 
     def command(self) -> list[str]:
         """The broker's command line, after provisioning jars and formatting storage."""

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from asyncarch.exceptions import AsyncarchError
+from asyncarch.process import listener_pid
 
-__all__ = ["AlreadyRunning", "OwnerLock", "busy_ports"]
+__all__ = ["AlreadyRunning", "OwnerLock", "busy_ports", "port_taken"]
 
 
 class AlreadyRunning(AsyncarchError):
@@ -89,6 +90,13 @@ def _describe(info: dict[str, Any]) -> str:
 def busy_ports(host: str, ports: Iterable[int]) -> list[int]:
     """The ports in ``ports`` that something already listens on (0 means unused)."""
     return [port for port in ports if port and not _can_bind(host, port)]
+
+
+def port_taken(host: str, port: int, what: str) -> AlreadyRunning:
+    """The error for a busy ``port``, naming its listener's pid when this user can see it."""
+    pid = listener_pid(port)
+    by = f" by pid {pid}" if pid is not None else ""
+    return AlreadyRunning(f"port {port} on {host} ({what}) is already in use{by}")
 
 
 def _can_bind(host: str, port: int) -> bool:

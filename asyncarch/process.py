@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
-__all__ = ["alive", "describe_exit", "listens_on", "spawn", "terminate"]
+__all__ = ["alive", "describe_exit", "listener_pid", "listens_on", "spawn", "terminate"]
 
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -132,7 +132,21 @@ def listens_on(pid: int, port: int) -> bool:
     """
     if not os.path.isdir("/proc/net"):
         return True
-    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    return _holds(pid, _listening_inodes(port))
+
+
+def listener_pid(port: int) -> int | None:
+    """A process (that this user may inspect) listening on ``port``, if any."""
+    inodes = _listening_inodes(port) if os.path.isdir("/proc/net") else set()
+    if inodes:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and _holds(int(entry), inodes):
+                return int(entry)
+    return None
+
+
+def _holds(pid: int, inodes: set[str]) -> bool:
+    wanted = {f"socket:[{inode}]" for inode in inodes}
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import ExitStack
@@ -25,7 +26,7 @@ from asyncarch.config import KafkaSettings
 from asyncarch.exceptions import AsyncarchError
 from asyncarch.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_broker
 from asyncarch.local_kafka import LocalKafka, cache_root
-from asyncarch.ownership import AlreadyRunning, OwnerLock, busy_ports
+from asyncarch.ownership import AlreadyRunning, OwnerLock, busy_ports, port_taken
 from asyncarch.process import listens_on
 from asyncarch.restarts import RestartPolicy, SupervisorMetrics
 from asyncarch.supervisor import RestartRules, Service, ServiceGroup, Supervisor, say
@@ -97,10 +98,7 @@ def _check_ports(settings: SupervisorSettings) -> None:
     ]
     for host, port, variable in wanted:
         if busy_ports(host, [port]):
-            raise AlreadyRunning(
-                f"port {port} on {host} ({variable}) is in use: is another asyncarch up running?"
-                " Stop it, or choose free ports for this one"
-            )
+            raise port_taken(host, port, variable)
 
 
 class Up:
@@ -131,7 +129,7 @@ class Up:
             try:
                 self._claim(claims)
             except AlreadyRunning as exc:
-                say("asyncarch", f"not starting: {exc}")
+                print(f"asyncarch up: not starting: {exc}", file=sys.stderr)
                 return 1
             try:
                 self.starting = True
@@ -141,7 +139,7 @@ class Up:
             except KeyboardInterrupt:
                 pass
             except AsyncarchError as exc:
-                say("asyncarch", f"cannot run the stack: {exc}")
+                print(f"asyncarch up: {exc}", file=sys.stderr)
                 return 1
             finally:
                 self.starting = False

@@ -1,0 +1,223 @@
+"""``asyncarch up`` as a process manager, run as a real command against real processes.
+
+Restarts a killed worker while the stack keeps serving, refuses a second run
+beside a running one, stops everything on SIGHUP (API first, processor last),
+and leaves nothing alive, its own broker included, when it is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from asyncarch.config import KafkaSettings
+from asyncarch.local_kafka import LocalKafka, cache_root
+from asyncarch.ownership import busy_ports
+from asyncarch.process import alive, spawn
+from schemas.topics import TopicSettings
+from tests.integration.conftest import free_port, service_env, wait_for_state
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+STARTED = re.compile(r"started (\S+) \(pid (\d+)\)")
+
+
+def eventually(condition: Callable[[], T | None], timeout_s: float, what: str) -> T:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout_s}s: {what}")
+
+
+@dataclass
+class Up:
+    """A running ``asyncarch up`` and its output."""
+
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+    log: Path
+
+    @classmethod
+    def start(cls, env: dict[str, str], log: Path, *args: str) -> Up:
+        with log.open("w") as out:
+            process = spawn(
+                [sys.executable, "-m", "asyncarch.cli", "up", *args], env=env, stdout=out
+            )
+        return cls(process, env, log)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def pids(self) -> dict[str, int]:
+        """The latest pid of each service, from the supervisor's ``started`` lines."""
+        return {name: int(pid) for name, pid in STARTED.findall(self.output())}
+
+    def wait_started(self, names: set[str], timeout_s: float = 120.0) -> dict[str, int]:
+        return eventually(
+            lambda: self.pids() if names <= self.pids().keys() else None,
+            timeout_s,
+            f"{names} started\n{self.output()[-3000:]}",
+        )
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        eventually(
+            lambda: "ready: " in self.output() or self.process.poll() is not None,
+            timeout_s,
+            f"ready\n{self.output()[-3000:]}",
+        )
+        assert self.process.poll() is None, self.output()[-3000:]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+def up_command(env: dict[str, str], *args: str, timeout_s: float = 60) -> tuple[int, str]:
+    """Run ``asyncarch up`` to its end; its exit status and all its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncarch.cli", "up", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def stack_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """Free ports, a cache folder of its own, quick restarts (added to the environment)."""
+    api, web = free_port(), free_port()
+    dist = cache_root() / "kafka-dist"  # jars shared with the session: no second mvn run
+    dist.mkdir(parents=True, exist_ok=True)
+    (tmp / "cache").mkdir()
+    (tmp / "cache" / "kafka-dist").symlink_to(dist)
+    return {
+        "ASYNCARCH_CACHE": str(tmp / "cache"),
+        "API_PORT": str(api),
+        "API_PROCESSOR_URL": f"http://127.0.0.1:{web}",
+        "PROCESSOR_WEB_PORT": str(web),
+        "BLOB_URL": (tmp / "blobs").as_uri(),
+        "WORKER_TORCH_THREADS": "1",
+        "SUPERVISOR_METRICS_PORT": str(free_port()),
+        "SUPERVISOR_STOP_TIMEOUT_S": "10",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+def session_broker_env(kafka: KafkaSettings, tmp: Path) -> dict[str, str]:
+    """A stack on the session's broker, with topics and groups of its own."""
+    tag = uuid.uuid4().hex[:10]
+    topics = TopicSettings(prefix=f"s-{tag}", partitions=3)
+    return service_env(kafka, topics, tag, **stack_env(tmp))
+
+
+@pytest.fixture(scope="module")
+def stack(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """One supervised stack on the session broker, shared by the module's serving tests."""
+    tmp = tmp_path_factory.mktemp("up")
+    env = session_broker_env(kafka, tmp)
+    up = Up.start(env, tmp / "up.log")
+    up.wait_ready()
+    yield up
+    up.stop()
+
+
+def submit_and_finish(env: dict[str, str]) -> dict:
+    with httpx.Client(base_url=f"http://127.0.0.1:{env['API_PORT']}", timeout=30) as client:
+        answer = client.post(
+            "/v1/tasks", json={"kind": "similarity", "inputs": {"item_a": "tv", "item_b": "set"}}
+        )
+        assert answer.status_code == 202, answer.text
+        return wait_for_state(client, answer.json()["task_id"], {"SUCCESS", "FAILED"}, 90)
+
+
+def restarts(env: dict[str, str], service: str) -> float:
+    metrics = httpx.get(f"http://127.0.0.1:{env['SUPERVISOR_METRICS_PORT']}/metrics").text
+    pattern = rf'asyncarch_supervisor_restarts_total{{service="{service}"}} (\S+)'
+    found = re.search(pattern, metrics)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_killed_worker_is_restarted_and_the_stack_keeps_serving(stack: Up) -> None:
+    old = stack.pids()["worker-1"]
+    os.kill(old, signal.SIGKILL)
+    eventually(lambda: stack.pids()["worker-1"] != old, 30, "worker-1 restarted")
+    assert "worker-1 exited (signal SIGKILL)" in stack.output()
+    assert restarts(stack.env, "worker-1") == 1
+    assert submit_and_finish(stack.env)["status"] == "SUCCESS"
+    assert stack.process.poll() is None
+
+
+def test_a_second_up_beside_the_first_exits_and_the_first_keeps_serving(
+    stack: Up, tmp_path: Path
+) -> None:
+    pid = stack.process.pid
+    status, output = up_command(stack.env)
+    assert status == 1
+    assert f"asyncarch up is already running (pid {pid}" in output
+    other_cache = {**stack.env, "ASYNCARCH_CACHE": str(tmp_path)}
+    status, output = up_command(other_cache)
+    assert status == 1
+    api = f"port {stack.env['API_PORT']} on 127.0.0.1 (API_PORT)"
+    assert f"{api} is already in use by pid {stack.pids()['api']}" in output
+    assert "ready:" not in output
+    assert submit_and_finish(stack.env)["status"] == "SUCCESS"
+    assert all(alive(p) for p in stack.pids().values())
+
+
+def test_sighup_stops_everything_api_first(kafka: KafkaSettings, tmp_path: Path) -> None:
+    env = session_broker_env(kafka, tmp_path)
+    up = Up.start(env, tmp_path / "up.log", "--workers", "2")
+    pids = up.wait_started({"processor", "worker-1", "worker-2", "api"})
+    assert all(alive(pid) for pid in pids.values())
+    up.process.send_signal(signal.SIGHUP)
+    assert up.process.wait(60) == 0
+    assert not [name for name, pid in pids.items() if alive(pid)]
+    stops = re.findall(r"asyncarch \| stopping (.+)", up.output())
+    assert stops == ["api", "worker-1, worker-2", "processor"]
+
+
+def test_sigkill_of_the_supervisor_leaves_nothing_alive_not_even_its_broker(
+    tmp_path: Path,
+) -> None:
+    ports = {"SUPERVISOR_KAFKA_PORT": free_port(), "SUPERVISOR_KAFKA_CONTROLLER_PORT": free_port()}
+    extra = stack_env(tmp_path, **{k: str(v) for k, v in ports.items()}, TOPIC_PARTITIONS="3")
+    env = {k: v for k, v in {**os.environ, **extra}.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    up = Up.start(env, tmp_path / "up.log")
+    pids = up.wait_started({"kafka", "processor", "worker-1", "api"}, timeout_s=180)
+    broker = LocalKafka(state_dir=tmp_path / "cache" / "kafka-node")
+    assert broker.running_pid() == pids["kafka"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "asyncarch.cli", "kafka", "down"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert f"belongs to process {up.process.pid}" in refused.stderr
+    assert alive(pids["kafka"])
+    up.process.kill()
+    up.process.wait()
+    eventually(lambda: not [pid for pid in pids.values() if alive(pid)], 15, f"all of {pids} dead")
+    assert broker.running_pid() is None
+    assert busy_ports("127.0.0.1", ports.values()) == []
