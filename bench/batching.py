@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -40,7 +42,7 @@ def throughput(encoder: SentenceEncoder, requests: list[dict], batch: int) -> fl
     return len(requests) / (time.perf_counter() - started)
 
 
-def compare(label: str, variants: dict[str, callable], rounds: int) -> None:  # type: ignore[valid-type]
+def compare(label: str, variants: dict[str, Callable[[], float]], rounds: int) -> None:
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, run in variants.items():
@@ -67,7 +69,7 @@ def main() -> None:
     throughput(encoder, requests[:32], 32)  # warm-up
     compare(
         "Batching (1 torch thread, same tasks)",
-        {f"max_batch={b}": (lambda b=b: throughput(encoder, requests, b)) for b in (1, 8, 32)},
+        {f"max_batch={b}": partial(throughput, encoder, requests, b) for b in (1, 8, 32)},
         args.rounds,
     )
 
@@ -77,7 +79,7 @@ def main() -> None:
 
     compare(
         f"torch threads (max_batch=32; torch's default here is {default_threads})",
-        {f"threads={n}": (lambda n=n: with_threads(n)) for n in (1, 2)},
+        {f"threads={n}": partial(with_threads, n) for n in (1, 2)},
         args.rounds,
     )
 

@@ -25,6 +25,7 @@ __all__ = [
     "TaskRecord",
     "make_pairs",
     "run_load",
+    "stage_breakdown",
 ]
 
 SUBJECTS = ["television", "phone", "laptop", "camera", "speaker", "monitor", "router", "cable"]
@@ -74,6 +75,10 @@ class PipelineTarget:
     terminal_ok: str = "SUCCESS"
     terminal: frozenset[str] = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
     retries: int = 0
+    # The final status body of each task (its history), kept when asked for.
+    keep_bodies: bool = False
+    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fallback_polls: int = 0  # answers that came at once without a terminal state
 
     async def submit(self, http: httpx.AsyncClient, pair: tuple[str, str]) -> str:
         body = {"kind": "similarity", "inputs": {"item_a": pair[0], "item_b": pair[1]}}
@@ -91,9 +96,13 @@ class PipelineTarget:
             wait_s = max(0.0, min(self.wait_s, deadline - time.monotonic()))
             asked = time.monotonic()
             response = await http.get(f"/v1/tasks/{task_id}", params={"wait": f"{wait_s:.2f}"})
-            if response.status_code == 200 and response.json()["status"] in self.terminal:
-                return str(response.json()["status"])
+            body = response.json() if response.status_code == 200 else {}
+            if body.get("status") in self.terminal:
+                if self.keep_bodies:
+                    self.bodies[task_id] = body
+                return str(body["status"])
             if time.monotonic() - asked < wait_s / 2:  # no long-poll here: poll instead
+                self.fallback_polls += 1
                 await asyncio.sleep(self.poll_s)
         return None
 
@@ -151,6 +160,9 @@ class TaskRecord:
 
     index: int
     sent: float = 0.0
+    sent_wall: float = 0.0
+    task_id: str | None = None
+    seen: float | None = None
     accepted: float | None = None
     finished: float | None = None
     status: str | None = None
@@ -174,9 +186,9 @@ class LoadResult:
         accepted = [r for r in self.records if r.accepted is not None]
         done = [r for r in accepted if r.finished is not None]
         succeeded = [r for r in done if r.status == ok]
-        latencies = sorted((r.finished - r.sent) * 1000 for r in succeeded)  # type: ignore[operator]
-        last_accept = max((r.accepted for r in accepted), default=self.started)  # type: ignore[type-var]
-        last_done = max((r.finished for r in done), default=self.started)  # type: ignore[type-var]
+        latencies = sorted((r.finished or 0.0) - r.sent for r in succeeded)
+        last_accept = max((r.accepted or 0.0 for r in accepted), default=self.started)
+        last_done = max((r.finished or 0.0 for r in done), default=self.started)
         return {
             "tasks": len(self.records),
             "clients": self.clients,
@@ -189,9 +201,35 @@ class LoadResult:
             "wall_s": round(self.ended - self.started, 3),
             "submits_per_s": _rate(len(accepted), last_accept - self.started),
             "completed_per_s": _rate(len(succeeded), last_done - self.started),
-            "latency_ms": percentiles(latencies),
+            "latency_ms": percentiles([s * 1000 for s in latencies]),
             "errors": sorted({r.error for r in self.records if r.error})[:5],
         }
+
+
+def stage_breakdown(records: list[TaskRecord], bodies: dict[str, dict[str, Any]]) -> dict:
+    """Median milliseconds of each stage of a pipeline task, from its history (one clock:
+    everything runs on this host): the API's 202, PENDING to RUNNING (queue and batch
+    wait), RUNNING to SUCCESS (forward pass), SUCCESS to the client seeing it (transaction
+    commit, processor, long-poll) and reading the result."""
+    stages: dict[str, list[float]] = {}
+    for record in records:
+        body = bodies.get(record.task_id or "")
+        if body is None or record.accepted is None or record.seen is None or not record.finished:
+            continue
+        at = {entry["state"]: entry["at"] / 1000 for entry in body.get("history", [])}
+        if not {"PENDING", "RUNNING", "SUCCESS"} <= at.keys():
+            continue
+        seen_wall = record.sent_wall + (record.seen - record.sent)
+        spans = {
+            "api_202": record.accepted - record.sent,
+            "pending_to_running": at["RUNNING"] - at["PENDING"],
+            "running_to_success": at["SUCCESS"] - at["RUNNING"],
+            "success_to_seen": seen_wall - at["SUCCESS"],
+            "result_read": record.finished - record.seen,
+        }
+        for name, seconds in spans.items():
+            stages.setdefault(name, []).append(seconds * 1000)
+    return {name: round(statistics.median(v), 1) for name, v in stages.items()}
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -251,13 +289,14 @@ async def _one_task(
     deadline: float,
     keep_outputs: set[int],
 ) -> None:
-    record.sent = time.monotonic()
+    record.sent, record.sent_wall = time.monotonic(), time.time()
     try:
-        task_id = await target.submit(http, pair)
+        task_id = record.task_id = await target.submit(http, pair)
         record.accepted = time.monotonic()
         status = await target.wait(http, task_id, deadline)
         if status is None:
             return
+        record.seen = time.monotonic()
         output = await target.result(http, task_id)
         record.finished, record.status = time.monotonic(), status
         if record.index in keep_outputs:

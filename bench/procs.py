@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +30,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(condition: object, timeout_s: float, what: str, interval_s: float = 0.3) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.3
+) -> None:
     """Call ``condition()`` until it is true; raise TimeoutError naming ``what``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         time.sleep(interval_s)
     raise TimeoutError(f"{what} not within {timeout_s:.0f}s")
@@ -63,10 +65,11 @@ class ProcessSet:
         """The name of a process that has already exited, if any."""
         return next((n for n, p in self.processes.items() if p.poll() is not None), None)
 
-    def check_alive(self) -> None:
-        """Raise with the log's tail when a process has died."""
+    def alive(self) -> bool:
+        """True while every process runs; raises with the log's tail when one has died."""
         if (name := self.first_exited()) is not None:
             raise RuntimeError(f"{name} exited early:\n{self.log_tail(name)}")
+        return True
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.log_dir / f"{name}.log"

@@ -91,6 +91,21 @@ def _rss_rows(runs: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+STAGES = ("api_202", "pending_to_running", "running_to_success", "success_to_seen", "result_read")
+
+
+def _stage_rows(runs: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        "| mode | config | tasks | " + " | ".join(STAGES) + " |",
+        "|---|---|---:|" + "---:|" * len(STAGES),
+    ]
+    for run in (r for r in runs if r.get("stages_ms")):
+        cells = [run["mode"], _config_text(run["config"]), run["summary"]["tasks"]]
+        cells += [run["stages_ms"].get(stage) for stage in STAGES]
+        rows.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    return rows
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole run as Markdown; the ratios come last."""
     ceiling = results["ceiling"]
@@ -111,6 +126,8 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("sweep"):
         lines += ["", "## Sweep", "", *_run_rows(results["sweep"])]
     lines += ["", "## Memory (main runs, sampled peak)", "", *_rss_rows(results["runs"])]
+    lines += ["", "## Where a pipeline task spends its time (median ms)", ""]
+    lines += _stage_rows(results["runs"] + results.get("sweep", []))
     lines += ["", "## Ratios", ""]
     lines += [f"- {name}: **{_fmt(value)}**" for name, value in results["ratios"].items()]
     return "\n".join(lines) + "\n"

@@ -26,7 +26,15 @@ import torch
 
 from bench import report
 from bench.ceiling import load_encoder, measure_ceiling, verify_outputs, worker_batch_and_threads
-from bench.loadgen import LoadResult, PipelineTarget, SeedTarget, Target, make_pairs, run_load
+from bench.loadgen import (
+    LoadResult,
+    PipelineTarget,
+    SeedTarget,
+    Target,
+    make_pairs,
+    run_load,
+    stage_breakdown,
+)
 from bench.procs import RssSampler
 from bench.stacks import CeleryStack, PipelineStack, kafka_broker
 from inference_consumer.model import SentenceEncoder
@@ -72,17 +80,16 @@ def _bound(args: argparse.Namespace, tasks: int) -> float:
     return args.timeout_s or 60.0 + 0.1 * tasks
 
 
-def _measure(
-    target_for: Callable[[float], Target],
-    base_url: str,
-    pairs: list[tuple[str, str]],
-    args: argparse.Namespace,
-    sample: set[int],
-) -> LoadResult:
-    target = target_for(args.poll_ms / 1000)
-    return asyncio.run(
-        run_load(target, base_url, pairs, args.clients, _bound(args, len(pairs)), sample)
-    )
+def _entry(
+    target: Target, stack: PipelineStack | CeleryStack, mode: str, result: LoadResult
+) -> dict[str, Any]:
+    """One run's entry; for the pipeline with the median time of each stage of a task."""
+    summary = result.summary(target.terminal_ok)
+    entry = {"stack": target.name, "mode": mode, "config": stack.config, "summary": summary}
+    if isinstance(target, PipelineTarget):
+        entry["stages_ms"] = stage_breakdown(result.records, target.bodies)
+        entry["fallback_polls"] = target.fallback_polls
+    return entry
 
 
 def _warm_up(target: Target, base_url: str, pairs: list[tuple[str, str]], clients: int) -> None:
@@ -107,29 +114,31 @@ def _run_stack(
     _warm_up(target_for(0.01), stack.base_url, warm, min(8, len(warm)))
     step = max(1, len(pairs) // max(1, args.sample))
     sample = set(range(0, len(pairs), step))
+    burst_target, single_target = target_for(args.poll_ms / 1000), target_for(0.01)
     with RssSampler(stack.pids()) as rss:
         _say(f"{name}: {len(pairs)} tasks from {args.clients} clients")
-        burst = _measure(target_for, stack.base_url, pairs, args, sample)
+        bound = _bound(args, len(pairs))
+        burst = asyncio.run(
+            run_load(burst_target, stack.base_url, pairs, args.clients, bound, sample)
+        )
         single = None
         if unloaded:
             _say(f"{name}: {unloaded} tasks one at a time")
             single = asyncio.run(
-                run_load(target_for(0.01), stack.base_url, pairs[:unloaded], 1, 120.0, set())
+                run_load(single_target, stack.base_url, pairs[:unloaded], 1, 120.0, set())
             )
-    peaks = rss.peaks()
-    summary = burst.summary(target_for(0).terminal_ok)
+    entry = _entry(burst_target, stack, "burst", burst)
     outputs = {r.index: r.output for r in burst.records if r.index in sample and r.status}
-    entry = {"stack": name, "mode": "burst", "config": stack.config, "summary": summary}
-    entry |= {"rss": peaks, "verify": verify_outputs(encoder, pairs, outputs)}
+    entry |= {"rss": rss.peaks(), "verify": verify_outputs(encoder, pairs, outputs)}
+    summary = entry["summary"]
     _say(f"{name}: {summary['completed_per_s']} tasks/s, p99 {summary['latency_ms']['p99']} ms")
     yield entry
     if single is not None:
-        one = single.summary(target_for(0).terminal_ok)
-        yield {"stack": name, "mode": "unloaded", "config": stack.config, "summary": one}
+        yield _entry(single_target, stack, "unloaded", single)
 
 
 def _pipeline_target(args: argparse.Namespace) -> Callable[[float], Target]:
-    return lambda poll_s: PipelineTarget(poll_s=poll_s, wait_s=args.wait_s)
+    return lambda poll_s: PipelineTarget(poll_s=poll_s, wait_s=args.wait_s, keep_bodies=True)
 
 
 def _seed_target(poll_s: float) -> Target:

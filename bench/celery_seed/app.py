@@ -11,6 +11,7 @@ import os
 
 from celery import Celery
 from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
 
 __all__ = ["app"]
 
@@ -29,7 +30,7 @@ def echo() -> str:
 
 
 @app.post(f"{PREFIX}/uploader/")
-def uploader() -> tuple[object, int]:
+def uploader() -> ResponseReturnValue:
     """Send the similarity task; the body names its id."""
     item_a, item_b = request.form.get("item_a"), request.form.get("item_b")
     if not item_a or not item_b:
@@ -45,7 +46,7 @@ def task_status(task_id: str) -> str:
 
 
 @app.get(f"{PREFIX}/task_result/<task_id>")
-def task_result(task_id: str) -> tuple[object, int]:
+def task_result(task_id: str) -> ResponseReturnValue:
     """The task's output as JSON (the error text for a failed task)."""
     result = async_app.AsyncResult(task_id)
     if result.status == "FAILURE":
