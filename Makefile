@@ -35,6 +35,9 @@ unit: install ## Unit tests only (no broker)
 integration: install browser bench-deps ## Integration tests only
 	$(BIN)/python -m pytest tests/integration -m integration
 
+chaos: install ## Faults under load at full size (CHAOS_TASKS=10000); prints the table
+	CHAOS_TASKS=$${CHAOS_TASKS:-10000} $(BIN)/python -m pytest tests/resilience -m resilience -v
+
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 

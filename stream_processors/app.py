@@ -33,6 +33,8 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,
     broker_session_timeout=processor_settings.session_timeout_s,
+    broker_heartbeat_interval=processor_settings.heartbeat_interval_s,
+    consumer_group_instance_id=processor_settings.static_member_id,
     web_access_log=None,
 )
 

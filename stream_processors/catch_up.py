@@ -17,6 +17,11 @@ A source offset counts as applied when the agent processed it in this process,
 or when the app's group committed past it (Faust flushes the changelog before
 committing). Transactional topics end with a commit marker that no consumer
 sees, so one offset of slack is allowed there.
+
+When the answer cannot be known in time (partitions moving, the table still
+recovering from its changelog, the replay not done within the bound, or the
+broker not answering) a query gets 503 Service Unavailable, never an answer
+from a table that may be behind: the API retries it within its own timeout.
 """
 
 from __future__ import annotations
@@ -26,12 +31,15 @@ import time
 from collections import defaultdict
 from functools import cache
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from faust.web.exceptions import ServiceUnavailable
 
 from stream_processors.app import app, kafka_settings, processor_settings, topic_settings
 
 __all__ = ["applied_offsets", "caught_up", "forget_warm_partitions", "warm_up"]
 
+# Per request to the broker; during an outage a query fails fast with 503.
+KAFKA_QUERY_TIMEOUT_S = 2.0
 # Highest source offset the agent applied, per (topic, partition).
 applied_offsets: dict[tuple[str, int], int] = defaultdict(lambda: -1)
 _warm: set[int] = set()
@@ -43,24 +51,45 @@ def _marker_slack(topic: str) -> int:
 
 
 async def caught_up(partition: int, topics: tuple[str, ...]) -> bool:
-    """Wait (bounded) until ``topics``' ``partition`` is applied up to its current end."""
-    loop = asyncio.get_running_loop()
-    ends = await loop.run_in_executor(None, _progress, partition, topics)
+    """Wait (bounded) until ``topics``' ``partition`` is applied up to its current end.
+
+    Returns True; raises ServiceUnavailable (503) when that cannot be known
+    within ``read_your_writes_timeout_s``: answering from the table then could
+    report a task the client holds as unknown.
+    """
+    _refuse_while_moving()
     deadline = time.monotonic() + processor_settings.read_your_writes_timeout_s
+    loop = asyncio.get_running_loop()
+    try:
+        ends = await loop.run_in_executor(None, _progress, partition, topics)
+    except KafkaException as exc:
+        raise ServiceUnavailable(f"Kafka does not answer: {exc}") from exc
     while any(
         max(applied_offsets[(topic, partition)] + 1, committed) < high - _marker_slack(topic)
         for topic, (high, committed) in ends.items()
     ):
         if time.monotonic() > deadline:
-            return False
+            raise ServiceUnavailable(f"partition {partition} is still catching up")
         await asyncio.sleep(0.02)
+        _refuse_while_moving()
     return True
 
 
 async def warm_up(partition: int) -> None:
-    """Once per assignment: wait until every source topic of the partition is replayed."""
+    """Once per assignment: wait until every source topic of the partition is replayed.
+
+    Raises ServiceUnavailable (503) while partitions move or the table recovers,
+    and while the replay has not caught up within the bound.
+    """
+    _refuse_while_moving()
     if partition not in _warm and await caught_up(partition, source_topics()):
         _warm.add(partition)
+
+
+def _refuse_while_moving() -> None:
+    """A rebalance or a table recovery is under way: the table may be behind."""
+    if app.rebalancing or app.in_recovery:
+        raise ServiceUnavailable("partitions are moving or the table is recovering")
 
 
 def forget_warm_partitions() -> None:
@@ -90,11 +119,12 @@ def _reader() -> Consumer:
 def _progress(partition: int, topics: tuple[str, ...]) -> dict[str, tuple[int, int]]:
     """Per topic: the partition's high watermark and the group's committed offset."""
     reader = _reader()
+    timeout_s = KAFKA_QUERY_TIMEOUT_S
     tps = [TopicPartition(topic, partition) for topic in topics]
-    committed = {tp.topic: tp.offset for tp in reader.committed(tps, timeout=5)}
+    committed = {tp.topic: tp.offset for tp in reader.committed(tps, timeout=timeout_s)}
     return {
         tp.topic: (
-            reader.get_watermark_offsets(tp, timeout=5, cached=False)[1],
+            reader.get_watermark_offsets(tp, timeout=timeout_s, cached=False)[1],
             committed[tp.topic],
         )
         for tp in tps

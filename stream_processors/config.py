@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -30,8 +31,13 @@ class ProcessorSettings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: cache_root() / "processor")
     read_your_writes_timeout_s: float = Field(default=5.0, ge=0)
     # How soon the group notices a crashed worker and hands its partitions on
-    # (Faust's own default is 60 s, which a restarted worker also waits out).
-    session_timeout_s: float = Field(default=10.0, gt=0)
+    # (Faust's own default is 60 s; 6 s is the broker's group.min.session.timeout.ms).
+    session_timeout_s: float = Field(default=6.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    # Static membership (KIP-345): a worker restarted with the same instance id
+    # gets its partitions back at once, without waiting out the session of the
+    # one that died. Default: unique per host and web port; "" turns it off.
+    group_instance_id: str | None = None
     # Retention: a terminal task leaves the table this long after it finished.
     task_ttl_s: float = Field(default=7 * DAY_S, gt=0)
     expiry_interval_s: float = Field(default=60.0, gt=0)
@@ -63,6 +69,13 @@ class ProcessorSettings(BaseSettings):
     def _valid_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(str(ipaddress.ip_network(cidr, strict=False)) for cidr in value)
 
+    @property
+    def static_member_id(self) -> str | None:
+        """The consumer's ``group.instance.id``, or None for dynamic membership."""
+        if self.group_instance_id is None:
+            return f"{self.app_id}-{socket.gethostname()}-{self.web_port}"
+        return self.group_instance_id or None
+
     @model_validator(mode="after")
     def _real_secret_outside_local(self) -> ProcessorSettings:
         secret = self.webhook_secret.get_secret_value()
@@ -74,4 +87,6 @@ class ProcessorSettings(BaseSettings):
             raise ValueError("PROCESSOR_WEBHOOK_SECRET must not be empty")
         if self.webhook_backoff_max_s < self.webhook_backoff_initial_s:
             raise ValueError("PROCESSOR_WEBHOOK_BACKOFF_MAX_S must be >= BACKOFF_INITIAL_S")
+        if self.heartbeat_interval_s * 3 > self.session_timeout_s:
+            raise ValueError("PROCESSOR_HEARTBEAT_INTERVAL_S must be <= SESSION_TIMEOUT_S / 3")
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from faust.worker import Worker
 
@@ -10,7 +11,33 @@ from asyncarch.kafka_admin import create_topics
 from asyncarch.logs import configure_logging
 from schemas.topics import TopicSpec
 
-__all__ = ["main"]
+__all__ = ["RepeatedKafkaErrors", "main"]
+
+
+class RepeatedKafkaErrors(logging.Filter):
+    """Lets one of each aiokafka message through per ``every_s``, with a count of the rest.
+
+    While the broker is down aiokafka retries every 100 ms and logs each failed
+    connection: tens of lines a second, for as long as the outage lasts.
+    """
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[tuple[str, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka"):
+            return True
+        key, now = (record.name, record.msg), time.monotonic()
+        last, suppressed = self._last.get(key, (float("-inf"), 0))
+        if now - last < self.every_s:
+            self._last[key] = (last, suppressed + 1)
+            return False
+        self._last[key] = (now, 0)
+        if suppressed:
+            record.suppressed_since_last = suppressed
+        return True
 
 
 class JsonLogWorker(Worker):
@@ -18,6 +45,8 @@ class JsonLogWorker(Worker):
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         configure_logging("stream_processors")
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RepeatedKafkaErrors())
 
 
 def main() -> None:
