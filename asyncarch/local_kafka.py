@@ -4,6 +4,12 @@
 outside the repository (``$ASYNCARCH_CACHE``, default ``~/.cache/asyncarch``);
 the broker then runs with the installed Java as one combined broker+controller
 node. Data is kept across restarts unless the broker is ephemeral.
+
+One broker per data folder: ``broker.lock`` is an flock that the broker
+process itself holds (and the ``asyncarch up`` that started it), so a second
+start finds the running one and names its pid, and the claim ends with the
+broker. A broker started by ``asyncarch up`` dies with it; one started by
+``asyncarch kafka up`` is a daemon that ``asyncarch kafka down`` stops.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 from asyncarch.config import KafkaSettings
 from asyncarch.exceptions import AsyncarchError
 from asyncarch.kafka_admin import wait_for_broker
-from asyncarch.ownership import OwnerLock, busy_ports, port_taken
+from asyncarch.ownership import AlreadyRunning, OwnerLock, busy_ports, port_taken
 from asyncarch.process import alive, spawn
 
 __all__ = ["LocalKafka", "LocalKafkaError", "cache_root"]
@@ -133,10 +139,18 @@ class LocalKafka:
         ``owner_pid`` is the process that will stop the broker (None: a daemon
         that ``asyncarch kafka down`` stops).
         """
-        self._lock.acquire(
-            what=f"a Kafka broker on {self.bootstrap_servers} (data {self.state_dir})",
-            owner_pid=owner_pid,
-        )
+        try:
+            self._lock.acquire(
+                what=f"a Kafka broker on {self.bootstrap_servers} (data {self.state_dir})",
+                owner_pid=owner_pid,
+            )
+        except AlreadyRunning as exc:
+            if (self._lock.holder() or {}).get("owner_pid") is None:  # a `kafka up` daemon
+                raise AlreadyRunning(
+                    f"{exc}: stop it with `asyncarch kafka down`, or use it "
+                    f"(KAFKA_BOOTSTRAP_SERVERS={self.bootstrap_servers})"
+                ) from None
+            raise
         if busy := busy_ports(self.host, (self.port, self.controller_port)):
             self._lock.release()
             raise port_taken(self.host, busy[0], "the Kafka broker's")

@@ -83,7 +83,9 @@ class OwnerLock:
 
 def _describe(info: dict[str, Any]) -> str:
     what = info.get("what", "another asyncarch process")
-    details = ", ".join(f"{key} {value}" for key, value in info.items() if key != "what")
+    details = ", ".join(
+        f"{key} {value}" for key, value in info.items() if key != "what" and value is not None
+    )
     return f"{what} is already running ({details})" if details else f"{what} is already running"
 
 
