@@ -30,8 +30,11 @@ def say(name: str, line: str) -> None:
     prefix = f"{name:>9} |"
     if sys.stdout.isatty():
         prefix = f"\033[{COLOURS.get(name.split('-')[0], 37)}m{prefix}\033[0m"
-    sys.stdout.write(f"{prefix} {line.rstrip()}\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(f"{prefix} {line.rstrip()}\n")
+        sys.stdout.flush()
+    except (OSError, ValueError, RuntimeError):  # closed terminal, or re-entered by a signal
+        pass
 
 
 @dataclass
@@ -184,6 +187,13 @@ class Supervisor:
             names = [n for n, s in self.services.items() if s.stage == stage]
             self._stop_names(names, timeout_s)
         self._stop_names(orphans, timeout_s)
+
+    def kill_all(self) -> None:
+        """SIGKILL every live service at once (a second Ctrl-C)."""
+        self._due.clear()
+        for process in self.group.processes.values():
+            if process.poll() is None:
+                process.kill()
 
     def _stop_names(self, names: list[str], timeout_s: float) -> None:
         processes = [self.group.processes[n] for n in names if n in self.group.processes]

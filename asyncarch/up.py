@@ -115,8 +115,12 @@ class Up:
         self.starting = False
 
     def _on_signal(self, signum: int, _: FrameType | None) -> None:
-        if not self.stopping.is_set():
-            say("asyncarch", f"{signal.Signals(signum).name}: stopping everything")
+        name = signal.Signals(signum).name
+        if self.stopping.is_set() and not self.starting:
+            say("asyncarch", f"{name} again: killing everything now")
+            self.supervisor.kill_all()
+            return
+        say("asyncarch", f"{name}: stopping everything (again to kill at once)")
         self.stopping.set()
         if self.starting:
             raise KeyboardInterrupt  # unwinds a blocking start-up step

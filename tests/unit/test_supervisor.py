@@ -6,12 +6,14 @@ import os
 import signal
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from asyncarch.ownership import AlreadyRunning, OwnerLock, busy_ports, port_taken
 from asyncarch.process import describe_exit, listens_on
 from asyncarch.restarts import Backoff, SupervisorMetrics, wants_restart
+from asyncarch.supervisor import RestartRules, Service, ServiceGroup, Supervisor
 from asyncarch.up import SupervisorSettings, worker_slot_env
 
 
@@ -111,3 +113,109 @@ def test_metrics_count_restarts_per_service() -> None:
         "asyncarch_supervisor_restarts_total", {"service": "worker-1"}
     )
     assert value == 1
+
+
+class FakeProcess:
+    """Just enough of Popen for the supervisor; records the signals it gets."""
+
+    pids = iter(range(1000, 2000))
+
+    def __init__(self, name: str, signals: list[tuple[str, int]]) -> None:
+        self.name, self.signals = name, signals
+        self.pid = next(self.pids)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        self.signals.append((self.name, signum))
+        self.returncode = -signum
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.returncode
+
+
+class FakeGroup(ServiceGroup):
+    """A service group that starts fake processes."""
+
+    def __init__(self) -> None:
+        super().__init__(env={})
+        self.signals: list[tuple[str, int]] = []
+
+    def start(self, name: str, verb: str | None = None, **_: Any) -> Any:
+        self.processes[name] = FakeProcess(name, self.signals)  # type: ignore[assignment]
+        return self.processes[name]
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [100.0]
+    monkeypatch.setattr("asyncarch.supervisor.time.monotonic", lambda: now[0])
+    return now
+
+
+def supervised(policy: str = "on-failure") -> tuple[Supervisor, FakeGroup]:
+    group = FakeGroup()
+    rules = RestartRules(policy=policy, initial_s=1, max_s=30, reset_after_s=60)  # type: ignore[arg-type]
+    return Supervisor(group, rules, SupervisorMetrics()), group
+
+
+def test_a_failed_service_is_restarted_after_its_backoff(clock: list[float]) -> None:
+    supervisor, group = supervised()
+    supervisor.launch(Service("worker-1", stage=1, verb="worker"))
+    first = group.processes["worker-1"]
+    first.returncode = -signal.SIGKILL
+    clock[0] += 5
+    supervisor.tick()
+    assert group.processes["worker-1"] is first, "restarted before its backoff"
+    clock[0] += 1
+    supervisor.tick()
+    assert group.processes["worker-1"] is not first
+    sample = supervisor.metrics.registry.get_sample_value
+    assert sample("asyncarch_supervisor_restarts_total", {"service": "worker-1"}) == 1
+    cause = {"service": "worker-1", "cause": "signal SIGKILL"}
+    assert sample("asyncarch_supervisor_exits_total", cause) == 1
+    group.processes["worker-1"].returncode = 1
+    supervisor.tick()
+    clock[0] += 1.5
+    supervisor.tick()
+    assert sample("asyncarch_supervisor_restarts_total", {"service": "worker-1"}) == 1, "2 s next"
+
+
+@pytest.mark.parametrize(("policy", "restarted"), [("on-failure", False), ("always", True)])
+def test_a_clean_exit_is_restarted_only_under_always(
+    clock: list[float], policy: str, restarted: bool
+) -> None:
+    supervisor, group = supervised(policy)
+    supervisor.launch(Service("api", stage=0, verb="api"))
+    first = group.processes["api"]
+    first.returncode = 0
+    supervisor.tick()
+    clock[0] += 1
+    supervisor.tick()
+    assert (group.processes["api"] is not first) is restarted
+
+
+def test_stop_goes_api_then_workers_then_processor_then_broker(clock: list[float]) -> None:
+    supervisor, group = supervised()
+    for service in [
+        Service("kafka", stage=3, argv=("java",)),
+        Service("processor", stage=2),
+        Service("worker-1", stage=1),
+        Service("worker-2", stage=1),
+        Service("api", stage=0),
+    ]:
+        supervisor.launch(service)
+    supervisor.stop(timeout_s=1)
+    assert [name for name, _ in group.signals] == [
+        "api",
+        "worker-1",
+        "worker-2",
+        "processor",
+        "kafka",
+    ]
+    assert {signum for _, signum in group.signals} == {signal.SIGTERM}
