@@ -2,12 +2,13 @@
 
 Both clients are thin shells around one pure core: functions that build an
 :class:`ApiRequest` and functions that turn an ``httpx.Response`` into a body
-or an error, plus :class:`StatusPoll`, which decides how long ``wait`` sleeps.
-Only sending and sleeping differ between the two classes.
+or an error, plus :class:`StatusPoll`, which decides what ``wait`` asks next
+(a long-poll for the next change) and how long it sleeps when the API does not
+wait. Only sending and sleeping differ between the two classes.
 
 Modules: ``errors`` (the exceptions, problem bodies into errors), ``core``
 (requests, answers into bodies, :class:`TaskHandle`), ``polling`` (the ``wait``
-schedule), ``webhooks`` (signature check), ``sync`` and ``aio`` (the clients).
+schedule: long-polls, backoff), ``webhooks`` (signature check), ``sync`` and ``aio`` (the clients).
 """
 
 from asyncarch.client.aio import AsyncAsyncarchClient

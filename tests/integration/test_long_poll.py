@@ -6,6 +6,7 @@ cancellation is the change that must wake a waiting query.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -148,3 +149,23 @@ def test_client_wait_reports_each_change_through_long_polls(idle: Pipeline) -> N
     assert final["status"] == "CANCELLED"
     assert seen == ["PENDING", "CANCELLED"]
     assert elapsed < 15, elapsed  # a long-poll's 20 s wait did not run out
+
+
+async def test_pollers_beyond_a_connection_pool_all_wait_at_once(idle: Pipeline) -> None:
+    """150 long-polls on one task all wait in the processor together (no pool of 100
+    queues them), and one change answers them all."""
+    pollers = 150
+    limits = httpx.Limits(max_connections=None)
+    async with httpx.AsyncClient(base_url=idle.base_url, timeout=60, limits=limits) as client:
+        task_id = (await client.post("/v1/tasks", json=SIMILARITY)).json()["task_id"]
+        polls = [
+            asyncio.create_task(client.get(f"/v1/tasks/{task_id}", params={"wait": 25}))
+            for _ in range(pollers)
+        ]
+        deadline = time.monotonic() + 20
+        while (waiting := await asyncio.to_thread(queries_waiting, idle)) < pollers:
+            assert time.monotonic() < deadline, f"only {waiting} of {pollers} polls waiting"
+            await asyncio.sleep(0.1)
+        (await client.post(f"/v1/tasks/{task_id}/cancel")).raise_for_status()
+        answers = await asyncio.wait_for(asyncio.gather(*polls), 15)
+    assert {(a.status_code, a.json()["status"]) for a in answers} == {(200, "CANCELLED")}

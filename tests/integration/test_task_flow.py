@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
 import uuid
 
 import httpx
@@ -72,6 +73,20 @@ def test_status_right_after_202_is_never_unknown(pipeline: Pipeline) -> None:
         answers = list(pool.map(submit_then_read, range(24)))
     assert all(code == 200 for code, _ in answers), answers
     assert {status for _, status in answers} <= {"PENDING", "RUNNING", "SUCCESS"}
+
+
+def test_a_result_long_poll_answers_once_the_worker_finished(pipeline: Pipeline) -> None:
+    with pipeline.client() as client:
+        task_id = client.post(
+            "/v1/tasks", json={"kind": "similarity", "inputs": {"item_a": "TV", "item_b": "LG"}}
+        ).json()["task_id"]
+        started = time.monotonic()
+        result = client.get(f"/v1/tasks/{task_id}/result", params={"wait": 30}, timeout=60)
+        elapsed = time.monotonic() - started
+    assert result.status_code == 200, result.text
+    assert result.json()["status"] == "SUCCESS"
+    assert -1.0 <= result.json()["output"]["similarity"] <= 1.0
+    assert elapsed < 25, elapsed  # answered by the change, not by the 30 s bound
 
 
 def test_result_of_an_unfinished_or_unknown_task(pipeline: Pipeline) -> None:
