@@ -1,18 +1,23 @@
-"""Which tasks were cancelled, read from the cancellations topic before each batch.
+"""Which tasks were cancelled, read continuously from the cancellations topic.
 
 The cancellations topic is co-partitioned with the requests topic, so a
-worker reads only the partitions it owns on the requests topic. Before each
-batch it catches up to the partitions' current high watermarks: a cancel the
-API had acknowledged before the batch started is always seen, so a task
-cancelled while PENDING never runs.
+worker reads only the partitions it owns on the requests topic. A background
+thread keeps reading them, so checking a batch costs no broker round trip: it
+is a set lookup. Before a batch the worker waits, briefly and without asking
+the broker, until the reader has consumed up to the high watermarks of its
+last fetch responses. A cancel the reader has fetched is therefore always
+applied; one that reached the broker in the last few milliseconds may miss
+the batch, and its late result is harmless (CANCELLED is final in the table).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from asyncarch.config import KafkaSettings
 from schemas.codec import codec_for
@@ -21,65 +26,112 @@ from schemas.exceptions import EventDecodeError
 __all__ = ["CancellationWatcher"]
 
 log = logging.getLogger(__name__)
+ERROR_LOG_INTERVAL_S = 10.0
 
 
 class CancellationWatcher:
     """Keeps the set of cancelled task ids for the partitions this worker owns."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+    def __init__(self, kafka: KafkaSettings, topic: str, poll_timeout_s: float = 0.05) -> None:
         self.topic = topic
-        self.cancelled: set[str] = set()
+        self._poll_timeout_s = poll_timeout_s
         self._consumer = Consumer(
             kafka.librdkafka(
                 **{
                     "group.id": f"cancellation-reader-{uuid.uuid4().hex}",
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
+                    "fetch.wait.max.ms": 100,
                 }
             )
         )
+        self._cancelled: set[str] = set()
         self._partitions: set[int] = set()
+        self._wanted: set[int] | None = None
+        self._caught_up = threading.Condition()
+        self._is_caught_up = True
+        self._stopping = threading.Event()
+        self._last_error_log = 0.0
+        self._thread = threading.Thread(target=self._run, name="cancellations", daemon=True)
+        self._thread.start()
 
     def follow(self, partitions: set[int]) -> None:
         """Read these partitions (from their start); stop reading the others."""
-        if partitions == self._partitions:
-            return
-        self._partitions = set(partitions)
-        self._consumer.assign(
-            [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(partitions)]
-        )
+        with self._caught_up:
+            if partitions != self._partitions:
+                self._wanted = set(partitions)
+                self._is_caught_up = False
 
-    def catch_up(self, timeout_s: float = 5.0) -> set[str]:
-        """Consume up to each partition's high watermark now; returns the cancelled ids."""
-        targets = {
-            p: self._consumer.get_watermark_offsets(
-                TopicPartition(self.topic, p), timeout=timeout_s, cached=False
-            )
-            for p in self._partitions
-        }
-        pending = {p for p, (low, high) in targets.items() if self._position(p, low) < high}
-        while pending:
-            messages = self._consumer.consume(500, timeout=timeout_s)
-            if not messages:
-                log.warning("cancellations not caught up", extra={"partitions": sorted(pending)})
-                break
-            for message in messages:
-                if not message.error():
-                    self._remember(message.value())
-            pending = {p for p in pending if self._position(p, targets[p][0]) < targets[p][1]}
-        return self.cancelled
+    def cancelled_among(self, task_ids: list[str], wait_s: float = 0.1) -> set[str]:
+        """Which of ``task_ids`` are cancelled; waits up to ``wait_s`` for the reader to
+        consume what it has already fetched (no broker round trip)."""
+        with self._caught_up:
+            self._caught_up.wait_for(lambda: self._is_caught_up, timeout=wait_s)
+            return {task_id for task_id in task_ids if task_id in self._cancelled}
 
     def close(self) -> None:
-        """Close the reader."""
+        """Stop the reader and close its consumer."""
+        self._stopping.set()
+        self._thread.join(timeout=5)
         self._consumer.close()
 
-    def _position(self, partition: int, low: int) -> int:
-        """Next offset to read; before the first fetch, the partition's first offset."""
-        [tp] = self._consumer.position([TopicPartition(self.topic, partition)])
-        return max(tp.offset, low)
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._reassign()
+                self._read()
+            except KafkaException as exc:  # transient: the broker is away or moving
+                self._log_error(str(exc))
+                time.sleep(0.5)
 
-    def _remember(self, value: bytes | None) -> None:
-        try:
-            self.cancelled.add(codec_for("TaskStatus").decode(value)["task_id"])
-        except EventDecodeError as exc:
-            log.error("undecodable cancellation skipped", extra={"error": str(exc)})
+    def _reassign(self) -> None:
+        with self._caught_up:
+            wanted, self._wanted = self._wanted, None
+        if wanted is None:
+            return
+        self._consumer.assign(
+            [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(wanted)]
+        )
+        self._partitions = wanted
+
+    def _read(self) -> None:
+        messages = self._consumer.consume(500, timeout=self._poll_timeout_s)
+        ids = []
+        for message in messages:
+            if message.error():
+                self._log_error(str(message.error()))
+            elif (task_id := _task_id(message.value())) is not None:
+                ids.append(task_id)
+        caught_up = self._at_fetched_end()
+        with self._caught_up:
+            self._cancelled.update(ids)
+            if self._wanted is None:
+                self._is_caught_up = caught_up
+                self._caught_up.notify_all()
+
+    def _at_fetched_end(self) -> bool:
+        """Whether every followed partition is read up to the high watermark of its
+        last fetch response (cached locally: no request to the broker)."""
+        for partition in self._partitions:
+            tp = TopicPartition(self.topic, partition)
+            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:
+                return False  # nothing fetched yet for this partition
+            [position] = self._consumer.position([tp])
+            if max(position.offset, low) < high:
+                return False
+        return True
+
+    def _log_error(self, error: str) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log > ERROR_LOG_INTERVAL_S:
+            self._last_error_log = now
+            log.warning("cancellations reader: %s", error, extra={"error": error})
+
+
+def _task_id(value: bytes | None) -> str | None:
+    try:
+        return str(codec_for("TaskStatus").decode(value)["task_id"])
+    except EventDecodeError as exc:
+        log.error("undecodable cancellation skipped", extra={"error": str(exc)})
+        return None

@@ -31,13 +31,20 @@ class WorkerSettings(BaseSettings):
     device: str = "auto"
     torch_threads: int = Field(default=1, ge=1)
     max_batch: int = Field(default=32, ge=1)
-    max_wait_ms: int = Field(default=20, ge=0)
+    max_wait_ms: int = Field(default=2, ge=0)
     poll_timeout_ms: int = Field(default=100, ge=1)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    # How soon the group notices a crashed worker and hands its partitions on
+    # (the broker's group.min.session.timeout.ms is 6 s by default).
+    session_timeout_ms: int = Field(default=6_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     group_instance_id: str | None = None
     max_attempts: int = Field(default=3, ge=1)
     retry_backoff_ms: int = Field(default=200, ge=0)
-    transaction_timeout_ms: int = Field(default=30_000, ge=1_000)
+    # A transaction holds only the produce and commit of a finished batch, so a
+    # short timeout bounds how long a crashed worker's open transaction can hold
+    # back read_committed readers when no successor with its id fences it.
+    transaction_timeout_ms: int = Field(default=10_000, ge=1_000)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=0)
 

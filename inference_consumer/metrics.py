@@ -7,7 +7,15 @@ import logging
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["BATCH_SIZE", "INFERENCE_SECONDS", "REBALANCES", "TASKS", "record_consumer_lag"]
+__all__ = [
+    "BATCH_SIZE",
+    "INFERENCE_SECONDS",
+    "REBALANCES",
+    "STAGE_SECONDS",
+    "TASKS",
+    "TRANSACTION_RETRIES",
+    "record_consumer_lag",
+]
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +26,18 @@ BATCH_SIZE = Histogram(
 )
 INFERENCE_SECONDS = Histogram(
     "asyncarch_worker_inference_seconds", "Wall time of one batch's forward pass"
+)
+# Where a batch's time goes, so the next regression shows its stage.
+STAGE_SECONDS = Histogram(
+    "asyncarch_worker_stage_seconds",
+    "Wall time of one batch's stage: decode, cancel_check, forward, produce, commit",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TRANSACTION_RETRIES = Counter(
+    "asyncarch_worker_transaction_retries_total",
+    "Transaction operations retried after a retriable error (broker away), by operation",
+    ["operation"],
 )
 TASKS = Counter("asyncarch_worker_tasks_total", "Tasks finished, by outcome", ["outcome"])
 REBALANCES = Counter("asyncarch_worker_rebalances_total", "Partition assignment changes", ["event"])

@@ -8,13 +8,19 @@ import signal
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from prometheus_client import start_http_server
 
 from asyncarch.blobstore import BlobStore, open_store
 from asyncarch.config import KafkaSettings
 from inference_consumer.batcher import collect_batch
 from inference_consumer.cancellations import CancellationWatcher
+from inference_consumer.committer import (
+    BatchCommitter,
+    FinishedBatch,
+    offset_of,
+    partition_of,
+)
 from inference_consumer.config import WorkerSettings
 from inference_consumer.emitter import EventEmitter
 from inference_consumer.inference import RetryPolicy, TaskOutcome, run_with_retries
@@ -26,6 +32,7 @@ from inference_consumer.metrics import (
     record_consumer_lag,
 )
 from inference_consumer.model import SentenceEncoder
+from inference_consumer.transactions import stage
 from schemas.codec import codec_for
 from schemas.exceptions import EventDecodeError
 from schemas.topics import TopicSettings
@@ -60,8 +67,16 @@ class InferenceWorker:
             "transactional.id": f"{settings.group_id}-{settings.worker_id}",
             "transaction.timeout.ms": settings.transaction_timeout_ms,
             "client.id": settings.worker_id,
+            # A transaction that starts right after the previous commit finds the
+            # coordinator still writing its markers (CONCURRENT_TRANSACTIONS) and is
+            # retried after retry.backoff.ms: librdkafka's 100 ms default cost every
+            # back-to-back batch ~100 ms; 10 ms (growing exponentially) does not.
+            "retry.backoff.ms": 10,
         }
-        self.producer = Producer(kafka.producer(**transactional))
+        self.committer = BatchCommitter(
+            Producer(kafka.producer(**transactional)), self.emitter, lambda: self._running
+        )
+        self._committing: FinishedBatch | None = None
         self.store = store
         self.cancellations = CancellationWatcher(kafka, topics.cancellations)
         self._owned: set[int] = set()
@@ -78,6 +93,8 @@ class InferenceWorker:
             "isolation.level": "read_committed",
             "partition.assignment.strategy": "cooperative-sticky",
             "max.poll.interval.ms": self.settings.max_poll_interval_ms,
+            "session.timeout.ms": self.settings.session_timeout_ms,
+            "heartbeat.interval.ms": self.settings.heartbeat_interval_ms,
             "client.id": self.settings.worker_id,
             "statistics.interval.ms": 5000,
             "stats_cb": record_consumer_lag,
@@ -94,7 +111,7 @@ class InferenceWorker:
         """Consume until stopped; always closes the consumer and flushes producers."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        self.producer.init_transactions(30)
+        self.committer.init()
         self.consumer.subscribe(
             [self.topics.requests],
             on_assign=self._on_assign,
@@ -106,49 +123,60 @@ class InferenceWorker:
             extra={"topic": self.topics.requests, "group": self.settings.group_id},
         )
         try:
-            while self._running:
-                self._revoked.clear()
-                batch = collect_batch(
-                    self.consumer,
-                    self.settings.max_batch,
-                    self.settings.max_wait_ms / 1000,
-                    self.settings.poll_timeout_ms / 1000,
-                )
-                batch = [m for m in batch if (m.topic(), m.partition()) not in self._revoked]
-                if batch:
-                    self.process(batch)
+            self._loop()
         finally:
+            self._settle()
+            self.committer.close()
             self.status_producer.flush(10)
             self.consumer.close()
             self.cancellations.close()
             log.info("worker stopped")
 
-    def process(self, batch: list[Message]) -> None:
-        """Infer a batch and commit its outputs with its offsets, or rewind on abort."""
-        decoded, undecodable = self._decode(batch)
-        decoded = self._without_cancelled(decoded)
-        self._progress_sent.clear()
-        outcomes = self._infer(decoded)
-        try:
-            self.producer.begin_transaction()
-            for (message, _), outcome in zip(decoded, outcomes, strict=True):
-                self.emitter.outcome(self.producer, outcome, message)
-            for message, error in undecodable:
-                self.emitter.dead_letter(self.producer, message, type(error).__name__, str(error))
-            self.producer.send_offsets_to_transaction(
-                _next_offsets(batch), self.consumer.consumer_group_metadata(), 30
+    def _loop(self) -> None:
+        """Infer batch n+1 while batch n's transaction commits on the committer's thread."""
+        while self._running:
+            self._revoked.clear()
+            batch = collect_batch(
+                self.consumer,
+                self.settings.max_batch,
+                self.settings.max_wait_ms / 1000,
+                self.settings.poll_timeout_ms / 1000,
             )
-            self.producer.commit_transaction(30)
-        except KafkaException as exc:
-            self._abort(batch, exc)
-            return
-        _record(batch, outcomes, undecodable)
+            batch = [m for m in batch if partition_of(m) not in self._revoked]
+            finished = self.infer(batch) if batch else None
+            if not self._settle(finished) or finished is None:
+                continue
+            finished.group_metadata = self.consumer.consumer_group_metadata()
+            self.committer.submit(finished)
+            self._committing = finished
+
+    def infer(self, batch: list[Message]) -> FinishedBatch:
+        """Decode a batch, drop cancelled tasks and run the rest through the model."""
+        with stage("decode"):
+            decoded, undecodable = self._decode(batch)
+        with stage("cancel_check"):
+            decoded = self._without_cancelled(decoded)
+        self._progress_sent.clear()
+        return FinishedBatch(batch, decoded, self._infer(decoded), undecodable)
+
+    def _settle(self, next_batch: FinishedBatch | None = None) -> bool:
+        """Wait for the transaction in flight. If it aborted, rewind to its batch and
+        drop ``next_batch`` too (both are consumed again); False then."""
+        committing, self._committing = self._committing, None
+        committed = self.committer.wait()
+        if committing is None or committed is None:
+            return True
+        if committed:
+            _record(committing)
+            return True
+        self._rewind(committing.messages + (next_batch.messages if next_batch else []))
+        return False
 
     def _without_cancelled(
         self, decoded: list[tuple[Message, dict[str, Any]]]
     ) -> list[tuple[Message, dict[str, Any]]]:
         """Drop tasks cancelled before this batch; their offsets are still committed."""
-        cancelled = self.cancellations.catch_up()
+        cancelled = self.cancellations.cancelled_among([r["task_id"] for _, r in decoded])
         for _, request in decoded:
             if request["task_id"] in cancelled:
                 TASKS.labels(outcome="cancelled").inc()
@@ -160,7 +188,7 @@ class InferenceWorker:
         for message, request in decoded:
             self.emitter.status(self.status_producer, request, "RUNNING", message)
         self.status_producer.poll(0)
-        with INFERENCE_SECONDS.time():
+        with INFERENCE_SECONDS.time(), stage("forward"):
             return run_with_retries(
                 [request for _, request in decoded],
                 self.encoder.encode,
@@ -212,20 +240,10 @@ class InferenceWorker:
                 undecodable.append((message, exc))
         return decoded, undecodable
 
-    def _abort(self, batch: list[Message], exc: KafkaException) -> None:
-        error = exc.args[0]
-        if not error.txn_requires_abort():
-            raise exc
-        log.warning(
-            "transaction aborted; batch will be consumed again", extra={"error": str(error)}
-        )
-        self.producer.abort_transaction(30)
-        self._rewind(batch)
-
     def _rewind(self, batch: list[Message]) -> None:
         first: dict[tuple[str, int], int] = {}
         for message in batch:
-            first.setdefault(_partition_of(message), _offset_of(message))
+            first.setdefault(partition_of(message), offset_of(message))
         for (topic, partition), offset in first.items():
             if (topic, partition) not in self._revoked:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
@@ -241,45 +259,28 @@ class InferenceWorker:
         self._owned -= {tp.partition for tp in partitions}
         self.cancellations.follow(self._owned)
         self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+        # Its offsets may be in the transaction in flight: let that finish before the
+        # partitions move, so the next owner starts where this worker stopped.
+        self.committer.drain()
         log.info("partitions revoked", extra={"partitions": [tp.partition for tp in partitions]})
 
 
-def _record(
-    batch: list[Message], outcomes: list[TaskOutcome], undecodable: list[tuple[Message, Exception]]
-) -> None:
-    BATCH_SIZE.observe(len(batch))
+def _record(batch: FinishedBatch) -> None:
+    BATCH_SIZE.observe(len(batch.messages))
+    outcomes = batch.outcomes
     failed = sum(outcome.output is None for outcome in outcomes)
     TASKS.labels(outcome="success").inc(len(outcomes) - failed)
     TASKS.labels(outcome="failed").inc(failed)
-    TASKS.labels(outcome="dead_letter").inc(len(undecodable) + failed)
+    TASKS.labels(outcome="dead_letter").inc(len(batch.undecodable) + failed)
     log.info(
         "batch committed",
         extra={
-            "size": len(batch),
+            "size": len(batch.messages),
             "failed": failed,
-            "undecodable": len(undecodable),
+            "undecodable": len(batch.undecodable),
             "infer_ms": round(outcomes[0].duration_ms, 1) if outcomes else 0.0,
         },
     )
-
-
-def _partition_of(message: Message) -> tuple[str, int]:
-    topic, partition = message.topic(), message.partition()
-    assert topic is not None and partition is not None  # consumed messages have both
-    return topic, partition
-
-
-def _offset_of(message: Message) -> int:
-    offset = message.offset()
-    assert offset is not None
-    return offset
-
-
-def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
-    last: dict[tuple[str, int], int] = {}
-    for message in batch:
-        last[_partition_of(message)] = _offset_of(message)
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
 
 def main() -> None:
