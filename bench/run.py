@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -116,7 +117,8 @@ def _run_stack(
     sample = set(range(0, len(pairs), step))
     burst_target, single_target = target_for(args.poll_ms / 1000), target_for(0.01)
     with RssSampler(stack.pids()) as rss:
-        _say(f"{name}: {len(pairs)} tasks from {args.clients} clients")
+        config = ", ".join(f"{k}={v}" for k, v in stack.config.items())
+        _say(f"{name} ({config}): {len(pairs)} tasks from {args.clients} clients")
         bound = _bound(args, len(pairs))
         burst = asyncio.run(
             run_load(burst_target, stack.base_url, pairs, args.clients, bound, sample)
@@ -228,6 +230,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run the bench; 0 when every task came back verified, 1 otherwise."""
     args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every stack and the broker are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.quick:
         _quick(args)
     results = run(args)
