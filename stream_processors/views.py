@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from aiohttp import ClientSession, TCPConnector
 from faust.exceptions import SameNode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -37,7 +38,7 @@ from stream_processors.webhooks import with_webhook
 __all__ = ["MAX_WAIT_S", "get_task", "health", "metrics"]
 
 MAX_WAIT_S = 60.0
-_routing = {"ready": False, "assigned": False}
+_routing = {"ready": False, "assigned": False, "uncapped": False}
 
 
 @app.on_rebalance_complete.connect  # type: ignore[arg-type]
@@ -94,7 +95,13 @@ def _long_poll_params(query: Any) -> tuple[float, int | None]:
 
 async def _load_changelog_metadata() -> None:
     """Routing maps a key to its partition from producer metadata, which aiokafka
-    only has for topics it has written to; fetch it once before the first query."""
+    only has for topics it has written to; fetch it once before the first query,
+    and give forwarded queries a connection pool without a cap."""
+    if not _routing["uncapped"]:
+        # A forwarded long-poll holds a connection to the owner for its wait;
+        # aiohttp's default pool of 100 would queue the next pollers behind them.
+        app.http_client = ClientSession(connector=TCPConnector(limit=0))
+        _routing["uncapped"] = True
     if not _routing["ready"]:
         producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka
         await producer.partitions_for(task_states.changelog_topic.get_topic_name())

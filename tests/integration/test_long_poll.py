@@ -11,13 +11,16 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka.partitioner import murmur2
 
 from asyncarch.client import AsyncarchClient
 from asyncarch.config import KafkaSettings
-from tests.integration.conftest import Pipeline, launch_pipeline
+from asyncarch.supervisor import ServiceGroup
+from tests.integration.conftest import TEST_PARTITIONS, Pipeline, free_port, launch_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -44,9 +47,9 @@ def _timed_get(client: httpx.Client, path: str, **params: object) -> tuple[httpx
     return response, time.monotonic() - started
 
 
-def queries_waiting(pipeline: Pipeline) -> float:
-    """The processor's gauge of long-polls waiting now."""
-    port = pipeline.services.env["PROCESSOR_WEB_PORT"]
+def queries_waiting(pipeline: Pipeline, port: int | None = None) -> float:
+    """A Faust worker's gauge of long-polls waiting now (the pipeline's by default)."""
+    port = port or int(pipeline.services.env["PROCESSOR_WEB_PORT"])
     text = httpx.get(f"http://127.0.0.1:{port}/metrics/", timeout=10).text
     line = next(x for x in text.splitlines() if x.startswith("asyncarch_processor_queries_waiting"))
     return float(line.split(" ")[1])
@@ -55,8 +58,9 @@ def queries_waiting(pipeline: Pipeline) -> float:
 class CancelWhileWaiting:
     """Cancels a task from another thread once a long-poll waits in the processor."""
 
-    def __init__(self, pipeline: Pipeline, task_id: str) -> None:
+    def __init__(self, pipeline: Pipeline, task_id: str, metrics_port: int | None = None) -> None:
         self._thread = threading.Thread(target=self._run, args=(pipeline, task_id))
+        self._metrics_port = metrics_port
         self.saw_waiting = False
 
     def __enter__(self) -> CancelWhileWaiting:
@@ -68,7 +72,10 @@ class CancelWhileWaiting:
 
     def _run(self, pipeline: Pipeline, task_id: str) -> None:
         deadline = time.monotonic() + 20
-        while not (waiting := queries_waiting(pipeline) >= 1) and time.monotonic() < deadline:
+        while (
+            not (waiting := queries_waiting(pipeline, self._metrics_port) >= 1)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         self.saw_waiting = waiting
         url = f"{pipeline.base_url}/v1/tasks/{task_id}/cancel"
@@ -169,3 +176,59 @@ async def test_pollers_beyond_a_connection_pool_all_wait_at_once(idle: Pipeline)
         (await client.post(f"/v1/tasks/{task_id}/cancel")).raise_for_status()
         answers = await asyncio.wait_for(asyncio.gather(*polls), 15)
     assert {(a.status_code, a.json()["status"]) for a in answers} == {(200, "CANCELLED")}
+
+
+def task_partition(task_id: str) -> int:
+    """The partition the producers (Java murmur2) put a task on."""
+    return (murmur2(task_id.encode()) & 0x7FFFFFFF) % TEST_PARTITIONS
+
+
+def _owned_partitions(port: int) -> list[int]:
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/health/", timeout=2)
+    except httpx.HTTPError:
+        return []
+    return list(response.json()["partitions"]) if response.status_code == 200 else []
+
+
+def test_a_long_poll_forwarded_to_the_owner_keeps_its_wait(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """Faust's table routing forwards the query string: a long-poll sent to the worker
+    that does not own the task waits on the owner and is woken there."""
+    pipeline = launch_pipeline(kafka, tmp_path, names=("processor", "api"))
+    port_1 = int(pipeline.services.env["PROCESSOR_WEB_PORT"])
+    port_2 = free_port()
+    second = ServiceGroup(
+        env={
+            **pipeline.services.env,
+            "PROCESSOR_WEB_PORT": str(port_2),
+            "PROCESSOR_DATA_DIR": str(tmp_path / "processor-2-data"),
+        },
+        log_dir=tmp_path,
+    )
+    second.start("processor-2", verb="processor")
+    try:
+        deadline = time.monotonic() + 180
+        while not (_owned_partitions(port_1) and _owned_partitions(port_2)):
+            assert second.first_exited() is None, "the second Faust worker exited"
+            assert time.monotonic() < deadline, "the partitions never split across two workers"
+            time.sleep(0.5)
+        owned_by_2 = set(_owned_partitions(port_2))
+        with pipeline.client() as client:
+            task_id = next(
+                t for t in iter(lambda: _submit(client), None) if task_partition(t) in owned_by_2
+            )
+            with CancelWhileWaiting(pipeline, task_id, metrics_port=port_2) as cancel:
+                started = time.monotonic()
+                response = httpx.get(
+                    f"http://127.0.0.1:{port_1}/tasks/{task_id}/", params={"wait": 25}, timeout=60
+                )
+                elapsed = time.monotonic() - started
+    finally:
+        second.stop()
+        pipeline.services.stop()
+    assert cancel.saw_waiting  # the owner, not the worker asked, held the wait
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "CANCELLED"
+    assert elapsed < 15, elapsed
