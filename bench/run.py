@@ -86,7 +86,12 @@ def _entry(
 ) -> dict[str, Any]:
     """One run's entry; for the pipeline with the median time of each stage of a task."""
     summary = result.summary(target.terminal_ok)
-    entry = {"stack": target.name, "mode": mode, "config": stack.config, "summary": summary}
+    entry: dict[str, Any] = {
+        "stack": target.name,
+        "mode": mode,
+        "config": stack.config,
+        "summary": summary,
+    }
     if isinstance(target, PipelineTarget):
         entry["stages_ms"] = stage_breakdown(result.records, target.bodies)
         entry["fallback_polls"] = target.fallback_polls
