@@ -179,7 +179,7 @@ class LoadResult:
     ended: float
     clients: int
     retries: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    http_requests: int = 0
 
     def summary(self, ok: str) -> dict[str, Any]:
         """Counts, rates and latency percentiles (milliseconds)."""
@@ -198,6 +198,7 @@ class LoadResult:
             "failed": len(done) - len(succeeded),
             "lost": len(accepted) - len(done),
             "submit_retries": self.retries,
+            "http_requests_per_task": round(self.http_requests / max(1, len(self.records)), 2),
             "wall_s": round(self.ended - self.started, 3),
             "submits_per_s": _rate(len(accepted), last_accept - self.started),
             "completed_per_s": _rate(len(succeeded), last_done - self.started),
@@ -270,7 +271,15 @@ async def run_load(
     timeout = httpx.Timeout(30.0)
     started = time.monotonic()
     deadline = started + timeout_s
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as http:
+    sent = [0]
+
+    async def count(_: httpx.Request) -> None:
+        sent[0] += 1
+
+    hooks = {"request": [count]}
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=timeout, event_hooks=hooks
+    ) as http:
 
         async def client() -> None:
             while not queue.empty() and time.monotonic() < deadline:
@@ -278,7 +287,8 @@ async def run_load(
                 await _one_task(target, http, record, pairs[record.index], deadline, keep_outputs)
 
         await asyncio.gather(*(client() for _ in range(clients)))
-    return LoadResult(records, started, time.monotonic(), clients, getattr(target, "retries", 0))
+    retries = getattr(target, "retries", 0)
+    return LoadResult(records, started, time.monotonic(), clients, retries, sent[0])
 
 
 async def _one_task(

@@ -60,8 +60,8 @@ def _fmt(value: Any) -> str:
 def _run_rows(runs: list[dict[str, Any]]) -> list[str]:
     rows = [
         "| stack | mode | config | tasks | clients | submits/s | completed/s | p50 ms | p95 ms "
-        "| p99 ms | lost | failed | rejected | peak RSS MiB | verified |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| p99 ms | lost | failed | rejected | HTTP req/task | peak RSS MiB | verified |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in runs:
         s, lat = run["summary"], run["summary"]["latency_ms"]
@@ -71,7 +71,8 @@ def _run_rows(runs: list[dict[str, Any]]) -> list[str]:
         cells = [
             run["stack"], run["mode"], _config_text(run["config"]), s["tasks"], s["clients"],
             s["submits_per_s"], s["completed_per_s"], lat["p50"], lat["p95"], lat["p99"],
-            s["lost"], s["failed"], s["rejected"], round(rss, 1) if rss else None, verified,
+            s["lost"], s["failed"], s["rejected"], s["http_requests_per_task"],
+            round(rss, 1) if rss else None, verified,
         ]  # fmt: skip
         rows.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     return rows
