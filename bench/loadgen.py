@@ -193,7 +193,8 @@ class LoadResult:
             "tasks": len(self.records),
             "clients": self.clients,
             "accepted": len(accepted),
-            "rejected": len(self.records) - len(accepted),
+            "rejected": sum(1 for r in self.records if r.sent and r.accepted is None),
+            "not_sent": sum(1 for r in self.records if not r.sent),  # the time bound passed
             "succeeded": len(succeeded),
             "failed": len(done) - len(succeeded),
             "lost": len(accepted) - len(done),

@@ -245,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     print(report.markdown(results))
     print("written: " + ", ".join(str(p) for p in paths.values()))
     clean = all(
-        r["summary"]["lost"] == 0 and r["summary"]["failed"] == 0 and r["summary"]["rejected"] == 0
+        all(r["summary"][count] == 0 for count in ("lost", "failed", "rejected", "not_sent"))
         for r in results["runs"] + results["sweep"]
-    ) and all(r["verify"]["mismatched"] == 0 for r in results["runs"] if "verify" in r)
+    ) and all(
+        r["verify"]["mismatched"] == 0 for r in results["runs"] + results["sweep"] if "verify" in r
+    )
     return 0 if clean else 1
 
 

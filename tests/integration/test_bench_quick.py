@@ -50,9 +50,9 @@ def test_quick_bench_writes_results_and_loses_nothing(kafka: KafkaSettings, tmp_
     for run in results["runs"]:
         s = run["summary"]
         assert s["tasks"] == (40 if run["mode"] == "burst" else 5), run
-        assert s["accepted"] + s["rejected"] == s["tasks"], run
+        assert s["accepted"] + s["rejected"] + s["not_sent"] == s["tasks"], run
         assert s["succeeded"] + s["failed"] + s["lost"] == s["accepted"], run
-        assert (s["lost"], s["failed"], s["rejected"]) == (0, 0, 0), run
+        assert (s["lost"], s["failed"], s["rejected"], s["not_sent"]) == (0, 0, 0, 0), run
     for run in (r for r in results["runs"] if r["mode"] == "burst"):
         assert run["verify"]["checked"] > 0
         assert run["verify"]["mismatched"] == 0, run["verify"]
