@@ -182,11 +182,11 @@ class Supervisor:
         """Stop every service stage by stage: SIGTERM, then SIGKILL after ``timeout_s``."""
         self._due.clear()
         stages = sorted({s.stage for s in self.services.values()})
-        orphans = [n for n in self.group.processes if n not in self.services]
+        unsupervised = [n for n in self.group.processes if n not in self.services]
         for stage in stages:
             names = [n for n, s in self.services.items() if s.stage == stage]
             self._stop_names(names, timeout_s)
-        self._stop_names(orphans, timeout_s)
+        self._stop_names(unsupervised, timeout_s)
 
     def kill_all(self) -> None:
         """SIGKILL every live service at once (a second Ctrl-C)."""
