@@ -184,16 +184,30 @@ def test_a_second_up_beside_the_first_exits_and_the_first_keeps_serving(
     assert all(alive(p) for p in stack.pids().values())
 
 
-def test_sighup_stops_everything_api_first(kafka: KafkaSettings, tmp_path: Path) -> None:
+def hang_up(up: Up) -> None:
+    """A closed terminal: SIGHUP to the supervisor."""
+    up.process.send_signal(signal.SIGHUP)
+
+
+def ctrl_c(up: Up) -> None:
+    """Ctrl-C in a terminal: SIGINT to the supervisor's whole process group."""
+    os.killpg(os.getpgid(up.process.pid), signal.SIGINT)
+
+
+@pytest.mark.parametrize("stop", [hang_up, ctrl_c], ids=["SIGHUP", "Ctrl-C"])
+def test_a_stop_signal_stops_everything_api_first(
+    kafka: KafkaSettings, tmp_path: Path, stop: Callable[[Up], None]
+) -> None:
     env = session_broker_env(kafka, tmp_path)
     up = Up.start(env, tmp_path / "up.log", "--workers", "2")
     pids = up.wait_started({"processor", "worker-1", "worker-2", "api"})
     assert all(alive(pid) for pid in pids.values())
-    up.process.send_signal(signal.SIGHUP)
+    stop(up)
     assert up.process.wait(60) == 0
     assert not [name for name, pid in pids.items() if alive(pid)]
     stops = re.findall(r"asyncarch \| stopping (.+)", up.output())
     assert stops == ["api", "worker-1, worker-2", "processor"]
+    assert " exited (" not in up.output(), "a service got the signal before the supervisor"
 
 
 def test_sigkill_of_the_supervisor_leaves_nothing_alive_not_even_its_broker(
