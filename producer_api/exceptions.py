@@ -7,6 +7,7 @@ from asyncarch.exceptions import AsyncarchError
 __all__ = [
     "ApiError",
     "BrokerUnavailable",
+    "BrokersDown",
     "IdempotencyConflict",
     "Overloaded",
     "PayloadTooLarge",
@@ -37,6 +38,18 @@ class BrokerUnavailable(ApiError):
 
     status = 503
     title = "Kafka unavailable"
+
+
+class BrokersDown(BrokerUnavailable):
+    """Every Kafka broker is known to be down: refused at once, nothing was queued.
+
+    The API probes the brokers twice a second, so a retry after one second
+    is worth it.
+    """
+
+    def headers(self) -> dict[str, str]:
+        """Retry soon: the outage is being watched."""
+        return {"Retry-After": "1"}
 
 
 class ProcessorUnavailable(ApiError):

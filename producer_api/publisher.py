@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from asyncarch.config import KafkaSettings
 from producer_api.broker_connectivity import BrokerConnectivity
-from producer_api.exceptions import BrokerUnavailable
+from producer_api.exceptions import BrokersDown, BrokerUnavailable
 from schemas.codec import codec_for
 from schemas.headers import event_headers, new_traceparent
 from schemas.topics import TopicSettings
@@ -77,7 +77,7 @@ class TaskPublisher:
 
     async def _publish(self, topic: str, event_type: str, event: dict[str, Any]) -> tuple[int, int]:
         if self.connectivity.down:
-            raise BrokerUnavailable(
+            raise BrokersDown(
                 f"no Kafka broker reachable for {self.connectivity.down_for_s():.1f}s;"
                 " nothing was accepted"
             )

@@ -63,7 +63,7 @@ def _assert_refused_fast(url: str) -> None:
     problem = response.json()
     assert problem["title"] == "Kafka unavailable"
     assert "task_id" not in problem
-    assert int(response.headers["Retry-After"]) >= 1
+    assert response.headers["Retry-After"] == "1"  # the outage is probed twice a second
 
 
 def test_post_answers_503_within_a_second_when_no_broker_listens(tmp_path: Path) -> None:
