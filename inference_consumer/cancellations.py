@@ -3,11 +3,16 @@
 The cancellations topic is co-partitioned with the requests topic, so a
 worker reads only the partitions it owns on the requests topic. A background
 thread keeps reading them, so checking a batch costs no broker round trip: it
-is a set lookup. Before a batch the worker waits, briefly and without asking
-the broker, until the reader has consumed up to the high watermarks of its
-last fetch responses. A cancel the reader has fetched is therefore always
-applied; one that reached the broker in the last few milliseconds may miss
-the batch, and its late result is harmless (CANCELLED is final in the table).
+is a set lookup.
+
+- After each assignment the reader asks the broker once for the partitions'
+  end offsets, and the first batch waits until it has read up to them: a
+  cancel written before the worker took the partition is always applied.
+- Before every other batch the worker waits, briefly and without asking the
+  broker, until the reader has consumed up to the high watermarks of its last
+  fetch responses. A cancel that reached the broker in the last few
+  milliseconds may miss the batch; its late result is harmless (CANCELLED is
+  final in the table).
 """
 
 from __future__ import annotations
@@ -32,9 +37,16 @@ ERROR_LOG_INTERVAL_S = 10.0
 class CancellationWatcher:
     """Keeps the set of cancelled task ids for the partitions this worker owns."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str, poll_timeout_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        poll_timeout_s: float = 0.05,
+        sync_timeout_s: float = 30.0,
+    ) -> None:
         self.topic = topic
         self._poll_timeout_s = poll_timeout_s
+        self._sync_timeout_s = sync_timeout_s
         self._consumer = Consumer(
             kafka.librdkafka(
                 **{
@@ -48,8 +60,10 @@ class CancellationWatcher:
         self._cancelled: set[str] = set()
         self._partitions: set[int] = set()
         self._wanted: set[int] | None = None
+        self._targets: dict[int, tuple[int, int]] | None = {}
         self._caught_up = threading.Condition()
         self._is_caught_up = True
+        self._synced = True
         self._stopping = threading.Event()
         self._last_error_log = 0.0
         self._thread = threading.Thread(target=self._run, name="cancellations", daemon=True)
@@ -60,12 +74,14 @@ class CancellationWatcher:
         with self._caught_up:
             if partitions != self._partitions:
                 self._wanted = set(partitions)
-                self._is_caught_up = False
+                self._is_caught_up = self._synced = False
 
     def cancelled_among(self, task_ids: list[str], wait_s: float = 0.1) -> set[str]:
         """Which of ``task_ids`` are cancelled; waits up to ``wait_s`` for the reader to
         consume what it has already fetched (no broker round trip)."""
         with self._caught_up:
+            if not self._caught_up.wait_for(lambda: self._synced, timeout=self._sync_timeout_s):
+                log.warning("cancellations not read up to their end after an assignment")
             self._caught_up.wait_for(lambda: self._is_caught_up, timeout=wait_s)
             return {task_id for task_id in task_ids if task_id in self._cancelled}
 
@@ -93,8 +109,11 @@ class CancellationWatcher:
             [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(wanted)]
         )
         self._partitions = wanted
+        self._targets = None
 
     def _read(self) -> None:
+        if self._targets is None:
+            self._targets = self._end_offsets()
         messages = self._consumer.consume(500, timeout=self._poll_timeout_s)
         ids = []
         for message in messages:
@@ -102,12 +121,27 @@ class CancellationWatcher:
                 self._log_error(str(message.error()))
             elif (task_id := _task_id(message.value())) is not None:
                 ids.append(task_id)
-        caught_up = self._at_fetched_end()
+        synced = self._synced or self._reached(self._targets)
+        caught_up = synced and self._at_fetched_end()
         with self._caught_up:
             self._cancelled.update(ids)
             if self._wanted is None:
-                self._is_caught_up = caught_up
+                self._synced, self._is_caught_up = synced, caught_up
                 self._caught_up.notify_all()
+
+    def _end_offsets(self) -> dict[int, tuple[int, int]]:
+        """The followed partitions' (first, end) offsets, asked of the broker once per
+        assignment."""
+        return {
+            p: self._consumer.get_watermark_offsets(
+                TopicPartition(self.topic, p), timeout=5, cached=False
+            )
+            for p in self._partitions
+        }
+
+    def _reached(self, targets: dict[int, tuple[int, int]]) -> bool:
+        """Whether every followed partition is read up to its end in ``targets``."""
+        return all(max(self._position(p), low) >= end for p, (low, end) in targets.items())
 
     def _at_fetched_end(self) -> bool:
         """Whether every followed partition is read up to the high watermark of its
@@ -117,10 +151,13 @@ class CancellationWatcher:
             low, high = self._consumer.get_watermark_offsets(tp, cached=True)
             if high < 0:
                 return False  # nothing fetched yet for this partition
-            [position] = self._consumer.position([tp])
-            if max(position.offset, low) < high:
+            if max(self._position(partition), low) < high:
                 return False
         return True
+
+    def _position(self, partition: int) -> int:
+        [position] = self._consumer.position([TopicPartition(self.topic, partition)])
+        return int(position.offset)
 
     def _log_error(self, error: str) -> None:
         now = time.monotonic()
