@@ -1,10 +1,13 @@
 """Whether the API can reach a Kafka broker now, as librdkafka reports it.
 
 librdkafka says when it has lost every broker (``_ALL_BROKERS_DOWN`` to the
-``error_cb``), but not when one is back. So the connection counts as down from
-that report until a delivery succeeds or a metadata probe answers. While it is
-down the API refuses writes at once (503 + Retry-After) instead of queueing
-them behind a broker that is not there.
+``error_cb``), but not when one is back, and it says the same when a broker
+merely closed an idle connection (``connections.max.idle.ms``, 10 minutes by
+default), after which it reconnects at once. So a report only makes the
+brokers *suspect*: a metadata probe decides. If it fails they are *down* until
+a probe answers or a delivery succeeds; while they are down the API refuses
+writes at once (503 + Retry-After) instead of queueing them behind a broker
+that is not there.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ log = logging.getLogger(__name__)
 
 
 class BrokerConnectivity:
-    """The last word on the brokers: all down since some moment, or reachable.
+    """The last word on the brokers: reachable, suspect (reported down, not yet
+    probed) or down (a probe failed after the report).
 
     Written by the producer's delivery thread, read by the event loop; each is
     a single attribute write or read.
@@ -29,28 +33,44 @@ class BrokerConnectivity:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._down_since: float | None = None
+        self._reported_since: float | None = None
+        self._confirmed = False
 
     @property
     def down(self) -> bool:
-        """Whether every broker was reported down and none answered since."""
-        return self._down_since is not None
+        """Every broker was reported down and a probe since could not reach one."""
+        return self._reported_since is not None and self._confirmed
+
+    @property
+    def suspect(self) -> bool:
+        """Every broker was reported down; no probe has answered either way yet."""
+        return self._reported_since is not None and not self._confirmed
+
+    @property
+    def needs_probe(self) -> bool:
+        """Whether the delivery thread should probe the brokers."""
+        return self._reported_since is not None
 
     def down_for_s(self) -> float:
         """Seconds since every broker was reported down; 0 while reachable."""
-        since = self._down_since
+        since = self._reported_since
         return 0.0 if since is None else self._clock() - since
 
     def on_error(self, error: KafkaError) -> None:
         """librdkafka's ``error_cb``: only 'all brokers down' changes anything."""
-        if error.code() == KafkaError._ALL_BROKERS_DOWN and self._down_since is None:
-            self._down_since = self._clock()
+        if error.code() == KafkaError._ALL_BROKERS_DOWN and self._reported_since is None:
+            self._reported_since = self._clock()
+
+    def on_probe_failed(self) -> None:
+        """A metadata probe reached no broker: a reported outage is real."""
+        if self._reported_since is not None and not self._confirmed:
+            self._confirmed = True
             log.warning("all Kafka brokers are down; refusing new tasks")
 
     def on_reachable(self) -> None:
         """A delivery succeeded or a metadata probe answered."""
-        if self._down_since is not None:
+        if self._confirmed:
             log.warning(
                 "Kafka brokers reachable again", extra={"down_for_s": round(self.down_for_s(), 3)}
             )
-            self._down_since = None
+        self._reported_since, self._confirmed = None, False

@@ -3,7 +3,8 @@
 A request is answered 202 only after the broker acknowledged its event. While
 every broker is known to be down (see ``broker_connectivity``) a write is
 refused at once with 503, and nothing is queued, so it can never be delivered
-later. A write already queued when the brokers go away waits for its delivery
+later; while an outage is only reported, a write waits for the probe's verdict
+(half a second at most). A write already queued when the brokers go away waits for its delivery
 report, bounded by ``message.timeout.ms`` (the publish timeout); the API's own
 wait is one second longer, so librdkafka gives up first and a 503 means the
 event was not acknowledged. One case remains: a broker that wrote the event but
@@ -76,6 +77,7 @@ class TaskPublisher:
         return await self._publish(self.topics.cancellations, "TaskStatus", event)
 
     async def _publish(self, topic: str, event_type: str, event: dict[str, Any]) -> tuple[int, int]:
+        await self._brokers_verdict()
         if self.connectivity.down:
             raise BrokersDown(
                 f"no Kafka broker reachable for {self.connectivity.down_for_s():.1f}s;"
@@ -107,6 +109,13 @@ class TaskPublisher:
             raise BrokerUnavailable("Kafka did not acknowledge the event in time") from exc
         return message.partition() or 0, message.offset() or 0
 
+    async def _brokers_verdict(self) -> None:
+        """While the brokers are suspect, wait (a probe's time at most) for the verdict:
+        an idle connection closed by the broker is cleared in milliseconds."""
+        deadline = time.monotonic() + 2 * PROBE_INTERVAL_S
+        while self.connectivity.suspect and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
     def broker_reachable(self, timeout_s: float = 2.0) -> bool:
         """Whether a broker answers a metadata request now; False at once while all
         brokers are known to be down (the delivery thread probes them)."""
@@ -130,13 +139,15 @@ class TaskPublisher:
         self._poller.join(timeout=2)
 
     def _poll(self) -> None:
-        """Serve delivery reports and errors; while the brokers are down, probe them."""
+        """Serve delivery reports and errors; once all brokers were reported down,
+        probe them until one answers."""
         next_probe = 0.0
         while not self._closing.is_set():
             self._producer.poll(0.1)
-            if self.connectivity.down and time.monotonic() >= next_probe:
+            if self.connectivity.needs_probe and time.monotonic() >= next_probe:
                 next_probe = time.monotonic() + PROBE_INTERVAL_S
-                self._probe(timeout_s=PROBE_INTERVAL_S)
+                if not self._probe(timeout_s=PROBE_INTERVAL_S):
+                    self.connectivity.on_probe_failed()
 
 
 def _settle(future: asyncio.Future[Message], error: KafkaError | None, message: Message) -> None:

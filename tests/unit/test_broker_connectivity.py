@@ -18,17 +18,28 @@ class FakeClock:
         return self.now
 
 
-def test_all_brokers_down_marks_the_connection_down_until_one_answers() -> None:
+def test_a_report_of_all_brokers_down_is_suspect_until_a_probe_decides() -> None:
     clock = FakeClock()
     link = BrokerConnectivity(clock)
-    assert not link.down and link.down_for_s() == 0.0
+    assert not (link.down or link.suspect or link.needs_probe) and link.down_for_s() == 0.0
     link.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    assert link.suspect and link.needs_probe and not link.down
     clock.now += 2.5
     link.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))  # repeated: still since the first
-    assert link.down
+    link.on_probe_failed()
+    assert link.down and link.needs_probe and not link.suspect
     assert link.down_for_s() == pytest.approx(2.5)
     link.on_reachable()
-    assert not link.down and link.down_for_s() == 0.0
+    assert not (link.down or link.suspect or link.needs_probe) and link.down_for_s() == 0.0
+
+
+def test_an_idle_disconnect_clears_when_the_probe_answers() -> None:
+    """Brokers close idle connections and librdkafka reports all brokers down."""
+    link = BrokerConnectivity()
+    link.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    link.on_reachable()
+    link.on_probe_failed()  # a late failure of an older probe proves nothing now
+    assert not link.down and not link.needs_probe
 
 
 @pytest.mark.parametrize(
@@ -37,7 +48,8 @@ def test_all_brokers_down_marks_the_connection_down_until_one_answers() -> None:
 def test_other_errors_do_not_mark_the_connection_down(code: int) -> None:
     link = BrokerConnectivity()
     link.on_error(KafkaError(code))
-    assert not link.down
+    link.on_probe_failed()
+    assert not (link.down or link.needs_probe)
 
 
 def test_rate_limit_and_access_log_are_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
