@@ -133,11 +133,17 @@ async def _await_change(
     task_id: str, state: dict[str, Any], wait_s: float, since: int | None
 ) -> dict[str, Any]:
     """The task's state once it is terminal, has changed from ``since``, or
-    ``wait_s`` has passed; the agent's writes wake the wait."""
+    ``wait_s`` has passed; the agent's writes wake the wait.
+
+    With ``since``, any write during the wait answers, even one whose event has
+    the same millisecond as the last (RETRYING, then RUNNING at once).
+    """
     deadline = time.monotonic() + wait_s
     while state["state"] not in TERMINAL_STATES and (since is None or state["updated_at"] == since):
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not await wait_for_change(task_id, remaining):
             break
         state = task_states.get(task_id) or state
+        if since is not None:
+            break
     return state

@@ -72,6 +72,14 @@ async def test_the_view_with_since_answers_at_the_next_change(table: dict) -> No
     assert (answer["state"], answer["updated_at"]) == ("RUNNING", 2)
 
 
+async def test_the_view_with_since_answers_a_change_in_the_same_millisecond(table: dict) -> None:
+    table[TASK_ID] = _state("RETRYING", 2)
+    writer = asyncio.create_task(_write_later(table, _state("RUNNING", 2)))
+    answer = await asyncio.wait_for(views._await_change(TASK_ID, table[TASK_ID], 5, 2), 2)
+    await writer
+    assert answer["state"] == "RUNNING"
+
+
 async def test_the_view_answers_at_once_when_since_is_already_stale(table: dict) -> None:
     table[TASK_ID] = _state("RUNNING", 2)
     answer = await asyncio.wait_for(views._await_change(TASK_ID, table[TASK_ID], 5, 1), 0.5)
