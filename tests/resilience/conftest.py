@@ -10,6 +10,8 @@ the end of the session and written to ``tests/resilience/results/latest.md``
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,25 +20,15 @@ from typing import Any
 
 import pytest
 
+from tests.resilience.faults import FaultRow
 from tests.resilience.pipeline import ChaosPipeline
 
 QUICK_TASKS = 250
 LOADED_FAULTS = 5  # fault tests that run under load and share CHAOS_TASKS
 RESULTS = Path(__file__).parent / "results"
-
-
-@dataclass
-class FaultRow:
-    """One line of the chaos table."""
-
-    fault: str
-    submitted: int
-    accepted: int
-    completed: int
-    lost: int
-    duplicated: int
-    recover_s: float | None
-    notes: str = ""
+# Service logs of every chaos pipeline are kept here after it stops (pytest's
+# own temporary directories are rotated away by later runs).
+KEPT_LOGS = Path(tempfile.gettempdir()) / "asyncarch-chaos-logs"
 
 
 _rows: list[FaultRow] = []
@@ -50,6 +42,11 @@ class ChaosSize:
     rate_per_s: float
     broker_down_s: float
     full: bool
+
+    @property
+    def settle_s(self) -> float:
+        """How long the audit waits for accepted tasks to finish after the load."""
+        return 300.0 if self.full else 90.0
 
     @property
     def load_s(self) -> float:
@@ -88,6 +85,7 @@ def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosPipeline]:
         yield pipeline
     finally:
         pipeline.stop()
+        shutil.copytree(pipeline.log_dir, KEPT_LOGS / pipeline.topics.prefix, dirs_exist_ok=True)
 
 
 @pytest.fixture
@@ -128,6 +126,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     table = _table()
     terminalreporter.section("chaos: faults under load")
     terminalreporter.write(table)
+    terminalreporter.write(f"service logs: {KEPT_LOGS}/<topic prefix>\n")
     full = int(os.environ.get("CHAOS_TASKS", QUICK_TASKS)) > QUICK_TASKS
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     RESULTS.mkdir(exist_ok=True)

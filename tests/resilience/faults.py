@@ -14,7 +14,30 @@ from tests.resilience.ledger import Ledger, LoadGenerator
 from tests.resilience.pipeline import PARTITIONS, ChaosPipeline
 from tests.resilience.watch import ReadWatch
 
-__all__ = ["FaultRun", "partition_of", "recovery_after", "run_under_load", "wait_until"]
+__all__ = [
+    "FaultRow",
+    "FaultRun",
+    "assert_no_loss",
+    "fault_row",
+    "partition_of",
+    "recovery_after",
+    "run_under_load",
+    "wait_until",
+]
+
+
+@dataclass
+class FaultRow:
+    """One line of the chaos table."""
+
+    fault: str
+    submitted: int
+    accepted: int
+    completed: int
+    lost: int
+    duplicated: int
+    recover_s: float | None
+    notes: str = ""
 
 
 def partition_of(task_id: str) -> int:
@@ -105,3 +128,29 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, interval_s: floa
             raise AssertionError(f"condition not met within {timeout_s}s")
         time.sleep(interval_s)
     return time.monotonic() - started
+
+
+def fault_row(fault: str, run: FaultRun, recover_s: float | None, notes: str = "") -> FaultRow:
+    """The table row of a finished fault run."""
+    return FaultRow(
+        fault=fault,
+        submitted=run.ledger.submitted,
+        accepted=len(run.ledger.accepted),
+        completed=run.audit.completed,
+        lost=len(run.audit.lost),
+        duplicated=len(run.audit.duplicated),
+        recover_s=recover_s,
+        notes=notes,
+    )
+
+
+def assert_no_loss(run: FaultRun, pipeline: ChaosPipeline) -> None:
+    """Every accepted task finished once, with the model's answer; no read was wrong."""
+    why = run.explain(pipeline)
+    assert run.ledger.accepted, why
+    assert not run.audit.lost, why
+    assert not run.audit.duplicated, why
+    assert not run.audit.mismatched, why
+    assert run.audit.checked > 0, why
+    assert not run.ledger.unexpected, why
+    assert not run.reads.wrong, why
