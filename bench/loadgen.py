@@ -32,6 +32,7 @@ SUBJECTS = ["television", "phone", "laptop", "camera", "speaker", "monitor", "ro
 BRANDS = ["Samsung", "Nexans", "Sony", "LG", "Philips", "Bosch", "Siemens", "Panasonic"]
 TRAITS = ["wireless", "4K", "refurbished", "compact", "waterproof", "low-voltage", "smart", "red"]
 BACKOFF_S = 0.05
+GET_ATTEMPTS = 3
 
 
 def make_pairs(count: int, seed: int = 8) -> list[tuple[str, str]]:
@@ -75,6 +76,7 @@ class PipelineTarget:
     terminal_ok: str = "SUCCESS"
     terminal: frozenset[str] = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
     retries: int = 0
+    transport_retries: int = 0
     # The final status body of each task (its history), kept when asked for.
     keep_bodies: bool = False
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -95,7 +97,8 @@ class PipelineTarget:
         while time.monotonic() < deadline:
             wait_s = max(0.0, min(self.wait_s, deadline - time.monotonic()))
             asked = time.monotonic()
-            response = await http.get(f"/v1/tasks/{task_id}", params={"wait": f"{wait_s:.2f}"})
+            params = {"wait": f"{wait_s:.2f}"}
+            response = await _get(self, http, f"/v1/tasks/{task_id}", params=params)
             body = response.json() if response.status_code == 200 else {}
             if body.get("status") in self.terminal:
                 if self.keep_bodies:
@@ -107,7 +110,7 @@ class PipelineTarget:
         return None
 
     async def result(self, http: httpx.AsyncClient, task_id: str) -> dict[str, Any] | None:
-        response = await http.get(f"/v1/tasks/{task_id}/result")
+        response = await _get(self, http, f"/v1/tasks/{task_id}/result")
         response.raise_for_status()
         output = response.json().get("output")
         return output if isinstance(output, dict) else None
@@ -123,6 +126,7 @@ class SeedTarget:
     terminal: frozenset[str] = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
     prefix: str = "/activedocuments/nexans"
     retries: int = 0
+    transport_retries: int = 0
 
     async def submit(self, http: httpx.AsyncClient, pair: tuple[str, str]) -> str:
         form = {"item_a": pair[0], "item_b": pair[1]}
@@ -133,7 +137,7 @@ class SeedTarget:
 
     async def wait(self, http: httpx.AsyncClient, task_id: str, deadline: float) -> str | None:
         while time.monotonic() < deadline:
-            response = await http.get(f"{self.prefix}/task_status/{task_id}")
+            response = await _get(self, http, f"{self.prefix}/task_status/{task_id}")
             status = response.text.rsplit(" ", 1)[-1] if response.status_code == 200 else ""
             if status in self.terminal:
                 return status
@@ -141,10 +145,27 @@ class SeedTarget:
         return None
 
     async def result(self, http: httpx.AsyncClient, task_id: str) -> dict[str, Any] | None:
-        response = await http.get(f"{self.prefix}/task_result/{task_id}")
+        response = await _get(self, http, f"{self.prefix}/task_result/{task_id}")
         response.raise_for_status()
         output = response.json().get("output")
         return output if isinstance(output, dict) else None
+
+
+async def _get(
+    target: PipelineTarget | SeedTarget, http: httpx.AsyncClient, url: str, **options: Any
+) -> httpx.Response:
+    """A GET, sent again when the connection broke (it is idempotent; a kept-alive
+    connection that the server closed meanwhile is the usual cause). Submits are not
+    retried: the client cannot know whether a broken submit was accepted."""
+    for attempt in range(1, GET_ATTEMPTS + 1):
+        try:
+            return await http.get(url, **options)
+        except httpx.TransportError:
+            if attempt == GET_ATTEMPTS:
+                raise
+            target.transport_retries += 1
+            await asyncio.sleep(BACKOFF_S * attempt)
+    raise AssertionError("unreachable")
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -180,6 +201,7 @@ class LoadResult:
     clients: int
     retries: int = 0
     http_requests: int = 0
+    transport_retries: int = 0
 
     def summary(self, ok: str) -> dict[str, Any]:
         """Counts, rates and latency percentiles (milliseconds)."""
@@ -199,6 +221,7 @@ class LoadResult:
             "failed": len(done) - len(succeeded),
             "lost": len(accepted) - len(done),
             "submit_retries": self.retries,
+            "get_retries_after_broken_connection": self.transport_retries,
             "http_requests_per_task": round(self.http_requests / max(1, len(self.records)), 2),
             "wall_s": round(self.ended - self.started, 3),
             "submits_per_s": _rate(len(accepted), last_accept - self.started),
@@ -289,7 +312,8 @@ async def run_load(
 
         await asyncio.gather(*(client() for _ in range(clients)))
     retries = getattr(target, "retries", 0)
-    return LoadResult(records, started, time.monotonic(), clients, retries, sent[0])
+    broken = getattr(target, "transport_retries", 0)
+    return LoadResult(records, started, time.monotonic(), clients, retries, sent[0], broken)
 
 
 async def _one_task(

@@ -107,6 +107,23 @@ def _stage_rows(runs: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _load_note(results: dict[str, Any]) -> str:
+    """How busy the host was: on a shared machine that decides more than the stacks do."""
+    loads = {
+        f"{r['stack']} {r['host_load_1m']['before']:g}→{r['host_load_1m']['after']:g}"
+        for r in results["runs"]
+        if "host_load_1m" in r
+    }
+    peak = max(
+        (max(r["host_load_1m"].values()) for r in results["runs"] if "host_load_1m" in r),
+        default=0.0,
+    )
+    note = f"Host load (1-min average) before→after each burst: {', '.join(sorted(loads))}."
+    if peak > (results["host"]["cpus"] or 1):
+        note += " **Above the CPU count: other work shared this machine; the numbers are noisy.**"
+    return note
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole run as Markdown; the ratios come last."""
     ceiling = results["ceiling"]
@@ -118,11 +135,14 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"**Model ceiling** (SentenceEncoder direct, batch {ceiling['batch']}, "
         f"{ceiling['torch_threads']} torch thread(s)): **{ceiling['pairs_per_s']:g} pairs/s** "
-        f"(one task alone: {ceiling['single_task_ms_p50']:g} ms).",
+        f"(one task alone: {ceiling['single_task_ms_p50']:g} ms). This is one process; N "
+        "workers on N free cores can reach up to N times it.",
         "",
         "## Runs",
         "",
         *_run_rows(results["runs"]),
+        "",
+        _load_note(results),
     ]
     if results.get("sweep"):
         lines += ["", "## Sweep", "", *_run_rows(results["sweep"])]

@@ -125,9 +125,11 @@ def _run_stack(
         config = ", ".join(f"{k}={v}" for k, v in stack.config.items())
         _say(f"{name} ({config}): {len(pairs)} tasks from {args.clients} clients")
         bound = _bound(args, len(pairs))
+        load_before = os.getloadavg()[0]
         burst = asyncio.run(
             run_load(burst_target, stack.base_url, pairs, args.clients, bound, sample)
         )
+        load_after = os.getloadavg()[0]
         single = None
         if unloaded:
             _say(f"{name}: {unloaded} tasks one at a time")
@@ -137,6 +139,7 @@ def _run_stack(
     entry = _entry(burst_target, stack, "burst", burst)
     outputs = {r.index: r.output for r in burst.records if r.index in sample and r.status}
     entry |= {"rss": rss.peaks(), "verify": verify_outputs(encoder, pairs, outputs)}
+    entry["host_load_1m"] = {"before": round(load_before, 2), "after": round(load_after, 2)}
     summary = entry["summary"]
     _say(f"{name}: {summary['completed_per_s']} tasks/s, p99 {summary['latency_ms']['p99']} ms")
     yield entry
