@@ -55,8 +55,11 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-def current_caller(request: Request) -> Caller:
-    """The caller of this request; raises Unauthorized when auth is on and the key is bad."""
+async def current_caller(request: Request) -> Caller:
+    """The caller of this request; raises Unauthorized when auth is on and the key is bad.
+
+    ``async`` so that FastAPI calls it on the event loop, not in its thread pool.
+    """
     settings: ApiSettings = request.app.state.settings
     if not settings.auth_enabled:
         return Caller(None)
