@@ -149,6 +149,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Memory (main runs, sampled peak)", "", *_rss_rows(results["runs"])]
     lines += ["", "## Where a pipeline task spends its time (median ms)", ""]
     lines += _stage_rows(results["runs"] + results.get("sweep", []))
+    for failure in results.get("errors", []):
+        lines += ["", f"**{failure['stack']} failed:**", "", "```", failure["error"], "```"]
     lines += ["", "## Ratios", ""]
     lines += [f"- {name}: **{_fmt(value)}**" for name, value in results["ratios"].items()]
     return "\n".join(lines) + "\n"

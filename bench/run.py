@@ -211,12 +211,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _say(f"model ceiling: {ceiling['pairs_per_s']} pairs/s")
     runs: list[dict[str, Any]] = []
     sweep: list[dict[str, Any]] = []
+    errors: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="asyncarch-bench-") as tmp:
         for stack, measure in (("pipeline", _pipeline_runs), ("celery", _celery_runs)):
-            if args.only in (None, stack):
+            if args.only not in (None, stack):
+                continue
+            try:
                 more_runs, more_sweep = measure(args, Path(tmp), encoder, threads)
-                runs += more_runs
-                sweep += more_sweep
+            except Exception as exc:  # one stack's failure still leaves a report of the other
+                _say(f"{stack} failed: {exc}")
+                errors.append({"stack": stack, "error": f"{type(exc).__name__}: {exc}"[-4000:]})
+                continue
+            runs += more_runs
+            sweep += more_sweep
     results: dict[str, Any] = {
         "started_at": started.isoformat(timespec="seconds"),
         "host": {
@@ -230,6 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ceiling": ceiling,
         "runs": runs,
         "sweep": sweep,
+        "errors": errors,
     }
     results["ratios"] = report.ratios(results)
     return results
@@ -247,11 +255,17 @@ def main(argv: list[str] | None = None) -> int:
     paths = report.write_all(results, args.out, stamp)
     print(report.markdown(results))
     print("written: " + ", ".join(str(p) for p in paths.values()))
-    clean = all(
-        all(r["summary"][count] == 0 for count in ("lost", "failed", "rejected", "not_sent"))
-        for r in results["runs"] + results["sweep"]
-    ) and all(
-        r["verify"]["mismatched"] == 0 for r in results["runs"] + results["sweep"] if "verify" in r
+    clean = (
+        not results["errors"]
+        and all(
+            all(r["summary"][count] == 0 for count in ("lost", "failed", "rejected", "not_sent"))
+            for r in results["runs"] + results["sweep"]
+        )
+        and all(
+            r["verify"]["mismatched"] == 0
+            for r in results["runs"] + results["sweep"]
+            if "verify" in r
+        )
     )
     return 0 if clean else 1
 
