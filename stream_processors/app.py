@@ -32,6 +32,11 @@ app = faust.App(
     value_serializer="raw",
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,
+    # Each applied event writes the changelog and the task-state topic; without a
+    # linger aiokafka sends one produce request per write, which was the largest
+    # share of the processor's CPU under load. Queries read the table in memory,
+    # so the linger delays no answer.
+    producer_linger=processor_settings.producer_linger_s,
     broker_session_timeout=processor_settings.session_timeout_s,
     broker_heartbeat_interval=processor_settings.heartbeat_interval_s,
     consumer_group_instance_id=processor_settings.static_member_id,

@@ -30,6 +30,7 @@ class ProcessorSettings(BaseSettings):
     store: str = "memory://"
     data_dir: Path = Field(default_factory=lambda: cache_root() / "processor")
     read_your_writes_timeout_s: float = Field(default=5.0, ge=0)
+    producer_linger_s: float = Field(default=0.01, ge=0)
     # How soon the group notices a crashed worker and hands its partitions on
     # (Faust's own default is 60 s; 6 s is the broker's group.min.session.timeout.ms).
     session_timeout_s: float = Field(default=6.0, gt=0)
