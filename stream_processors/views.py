@@ -38,6 +38,9 @@ from stream_processors.webhooks import with_webhook
 __all__ = ["MAX_WAIT_S", "get_task", "health", "metrics"]
 
 MAX_WAIT_S = 60.0
+# How long a query for a task not in the table waits for the agent to write it
+# before it asks the broker how far the table is (an unknown id's 404 waits this).
+FIRST_SIGHT_WAIT_S = 0.05
 _routing = {"ready": False, "assigned": False, "uncapped": False}
 
 
@@ -114,12 +117,8 @@ async def _local_task(web, task_id: str, wait_s: float, since: int | None):  # t
     partition = task_partition(task_id)
     await warm_up(partition)
     state = task_states.get(task_id)
-    if (
-        state is None
-        and task_id not in expired_tasks
-        and await caught_up(partition, (topic_settings.requests,))
-    ):
-        state = task_states.get(task_id)
+    if state is None and task_id not in expired_tasks:
+        state = await _first_sight(task_id, partition)
     if state is not None:
         state = await _await_change(task_id, state, wait_s, since)
         return web.json(with_webhook(state, webhook_deliveries.get(task_id)))
@@ -127,6 +126,18 @@ async def _local_task(web, task_id: str, wait_s: float, since: int | None):  # t
         detail = f"task {task_id} finished and expired at {expired_at} (epoch ms)"
         return web.json({"detail": detail, "expired_at": expired_at}, status=410)
     return web.json({"detail": f"unknown task {task_id}"}, status=404)
+
+
+async def _first_sight(task_id: str, partition: int) -> dict[str, Any] | None:
+    """A task the table does not have yet: most often its request is being applied
+    right now (a client asking at once after its 202), and the agent's write
+    wakes us; only if it does not come soon is the broker asked whether the table
+    has applied every request (read-your-writes), which costs two round trips."""
+    if await wait_for_change(task_id, FIRST_SIGHT_WAIT_S):
+        return task_states.get(task_id)
+    if await caught_up(partition, (topic_settings.requests,)):
+        return task_states.get(task_id)
+    return None
 
 
 async def _await_change(
