@@ -232,7 +232,7 @@ class LoadResult:
 
 
 def stage_breakdown(records: list[TaskRecord], bodies: dict[str, dict[str, Any]]) -> dict:
-    """Median milliseconds of each stage of a pipeline task, from its history (one clock:
+    """p50 and p95 milliseconds of each stage of a pipeline task, from its history (one clock:
     everything runs on this host): the API's 202, PENDING to RUNNING (queue and batch
     wait), RUNNING to SUCCESS (forward pass), SUCCESS to the client seeing it (transaction
     commit, processor, long-poll) and reading the result."""
@@ -254,7 +254,8 @@ def stage_breakdown(records: list[TaskRecord], bodies: dict[str, dict[str, Any]]
         }
         for name, seconds in spans.items():
             stages.setdefault(name, []).append(seconds * 1000)
-    return {name: round(statistics.median(v), 1) for name, v in stages.items()}
+    cuts = {name: percentiles(sorted(values)) for name, values in stages.items()}
+    return {name: {"p50": cut["p50"], "p95": cut["p95"]} for name, cut in cuts.items()}
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["ProcessSet", "RssSampler", "free_port", "wait_until"]
+__all__ = ["ProcessSet", "RssSampler", "cpu_seconds", "free_port", "wait_until"]
 
 
 def free_port() -> int:
@@ -150,3 +150,23 @@ def _tree_rss(pid: int) -> tuple[int, int]:
         except psutil.Error:
             continue
     return total, len(tree)
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) each named process tree has used so far."""
+    used = {}
+    for name, pid in pids.items():
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        total = 0.0
+        for process in tree:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        used[name] = total
+    return used

@@ -79,20 +79,28 @@ def _run_rows(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def _rss_rows(runs: list[dict[str, Any]]) -> list[str]:
-    rows = ["| stack | process | peak RSS MiB | processes in tree |", "|---|---|---:|---:|"]
+    rows = [
+        "| stack | process | peak RSS MiB | processes in tree | CPU ms per task (burst) |",
+        "|---|---|---:|---:|---:|",
+    ]
     seen = set()
     for run in runs:
         if run["stack"] in seen or not run.get("rss"):
             continue
         seen.add(run["stack"])
-        for name, peak in run["rss"].items():
-            rows.append(
-                f"| {run['stack']} | {name} | {peak['peak_rss_mib']:g} | {peak['processes']} |"
-            )
+        cpu = run.get("cpu_ms_per_task", {})
+        for name in [*run["rss"], *(n for n in cpu if n not in run["rss"])]:
+            peak = run["rss"].get(name, {})
+            cells = [run["stack"], name, peak.get("peak_rss_mib"), peak.get("processes")]
+            rows.append("| " + " | ".join(_fmt(c) for c in [*cells, cpu.get(name)]) + " |")
     return rows
 
 
 STAGES = ("api_202", "pending_to_running", "running_to_success", "success_to_seen", "result_read")
+
+
+def _p50_p95(stage: dict[str, float] | None) -> str | None:
+    return f"{_fmt(stage['p50'])} / {_fmt(stage['p95'])}" if stage else None
 
 
 def _stage_rows(runs: list[dict[str, Any]]) -> list[str]:
@@ -102,7 +110,7 @@ def _stage_rows(runs: list[dict[str, Any]]) -> list[str]:
     ]
     for run in (r for r in runs if r.get("stages_ms")):
         cells = [run["mode"], _config_text(run["config"]), run["summary"]["tasks"]]
-        cells += [run["stages_ms"].get(stage) for stage in STAGES]
+        cells += [_p50_p95(run["stages_ms"].get(stage)) for stage in STAGES]
         rows.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     return rows
 
@@ -146,8 +154,13 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     if results.get("sweep"):
         lines += ["", "## Sweep", "", *_run_rows(results["sweep"])]
-    lines += ["", "## Memory (main runs, sampled peak)", "", *_rss_rows(results["runs"])]
-    lines += ["", "## Where a pipeline task spends its time (median ms)", ""]
+    lines += [
+        "",
+        "## Memory (sampled peak) and CPU per task, main runs",
+        "",
+        *_rss_rows(results["runs"]),
+    ]
+    lines += ["", "## Where a pipeline task spends its time (ms, p50 / p95)", ""]
     lines += _stage_rows(results["runs"] + results.get("sweep", []))
     for failure in results.get("errors", []):
         lines += ["", f"**{failure['stack']} failed:**", "", "```", failure["error"], "```"]

@@ -36,7 +36,7 @@ from bench.loadgen import (
     run_load,
     stage_breakdown,
 )
-from bench.procs import RssSampler
+from bench.procs import RssSampler, cpu_seconds
 from bench.stacks import CeleryStack, PipelineStack, kafka_broker
 from inference_consumer.model import SentenceEncoder
 
@@ -106,6 +106,12 @@ def _warm_up(target: Target, base_url: str, pairs: list[tuple[str, str]], client
         raise RuntimeError(f"{target.name} warm-up failed: {summary}")
 
 
+def _cpu(stack: PipelineStack | CeleryStack) -> dict[str, float]:
+    """CPU seconds used so far by each process tree of the stack, and by this process
+    (the load generator; its own time only, not its children's)."""
+    return cpu_seconds(stack.pids()) | {"load generator": time.process_time()}
+
+
 def _run_stack(
     stack: PipelineStack | CeleryStack,
     target_for: Callable[[float], Target],
@@ -125,11 +131,11 @@ def _run_stack(
         config = ", ".join(f"{k}={v}" for k, v in stack.config.items())
         _say(f"{name} ({config}): {len(pairs)} tasks from {args.clients} clients")
         bound = _bound(args, len(pairs))
-        load_before = os.getloadavg()[0]
+        load_before, cpu_before = os.getloadavg()[0], _cpu(stack)
         burst = asyncio.run(
             run_load(burst_target, stack.base_url, pairs, args.clients, bound, sample)
         )
-        load_after = os.getloadavg()[0]
+        load_after, cpu_after = os.getloadavg()[0], _cpu(stack)
         single = None
         if unloaded:
             _say(f"{name}: {unloaded} tasks one at a time")
@@ -140,6 +146,11 @@ def _run_stack(
     outputs = {r.index: r.output for r in burst.records if r.index in sample and r.status}
     entry |= {"rss": rss.peaks(), "verify": verify_outputs(encoder, pairs, outputs)}
     entry["host_load_1m"] = {"before": round(load_before, 2), "after": round(load_after, 2)}
+    done = max(1, entry["summary"]["succeeded"])
+    entry["cpu_ms_per_task"] = {
+        name: round((cpu_after[name] - cpu_before[name]) * 1000 / done, 2)
+        for name in cpu_before.keys() & cpu_after.keys()
+    }
     summary = entry["summary"]
     _say(f"{name}: {summary['completed_per_s']} tasks/s, p99 {summary['latency_ms']['p99']} ms")
     yield entry
@@ -160,12 +171,12 @@ def _pipeline_runs(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     runs: list[dict[str, Any]] = []
     sweep: list[dict[str, Any]] = []
-    with kafka_broker(work) as bootstrap:
+    with kafka_broker(work) as (bootstrap, broker_pid):
         _say(f"pipeline: Kafka at {bootstrap}")
 
         def one(workers: int, partitions: int, tasks: int, unloaded: int) -> list[dict[str, Any]]:
             pairs = make_pairs(tasks)
-            stack = PipelineStack(bootstrap, workers, partitions, threads, work)
+            stack = PipelineStack(bootstrap, broker_pid, workers, partitions, threads, work)
             with stack:
                 target = _pipeline_target(args)
                 return list(_run_stack(stack, target, pairs, args, encoder, unloaded))

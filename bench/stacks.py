@@ -36,15 +36,16 @@ START_TIMEOUT_S = 180.0
 
 
 @contextlib.contextmanager
-def kafka_broker(work_dir: Path) -> Iterator[str]:
-    """Bootstrap servers of ``KAFKA_BOOTSTRAP_SERVERS``, or of an ephemeral local broker."""
+def kafka_broker(work_dir: Path) -> Iterator[tuple[str, int | None]]:
+    """Bootstrap servers and pid of an ephemeral local broker, or the servers that
+    ``KAFKA_BOOTSTRAP_SERVERS`` names (pid None: not ours to measure)."""
     if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield servers
+        yield servers, None
         return
     broker = LocalKafka(state_dir=work_dir / "kafka", port=free_port(), controller_port=free_port())
     try:
-        broker.start()
-        yield broker.bootstrap_servers
+        pid = broker.start()
+        yield broker.bootstrap_servers, pid
     finally:
         broker.destroy()
 
@@ -61,6 +62,7 @@ class PipelineStack:
     """Processor, ``workers`` workers and the API on ``partitions``-partition topics."""
 
     bootstrap: str
+    broker_pid: int | None
     workers: int
     partitions: int
     torch_threads: int
@@ -93,7 +95,8 @@ class PipelineStack:
 
     def pids(self) -> dict[str, int]:
         assert self.processes is not None
-        return {name: p.pid for name, p in self.processes.processes.items()}
+        pids = {name: p.pid for name, p in self.processes.processes.items()}
+        return pids | ({"kafka": self.broker_pid} if self.broker_pid else {})
 
     def _start(self, log_dir: Path) -> None:
         assert self.processes is not None
