@@ -169,6 +169,14 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+COLOURS = {
+    ("pipeline", "burst"): "tab:blue",
+    ("pipeline", "unloaded"): "lightsteelblue",
+    ("celery", "burst"): "tab:orange",
+    ("celery", "unloaded"): "navajowhite",
+}
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     """Throughput beside the ceiling, and latency percentiles, burst and unloaded."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
@@ -181,18 +189,19 @@ def plot(results: dict[str, Any], path: Path) -> None:
     left.set_xticks(range(len(values)), labels, fontsize=7, rotation=30, ha="right")
     left.set_ylabel("similarity tasks/s")
     left.set_title("Completed tasks/s (burst) vs the model ceiling")
-    main = [r for r in results["runs"]]
+    main = list(results["runs"])
     width = 0.8 / max(1, len(main))
     for i, run in enumerate(main):
         lat = run["summary"]["latency_ms"]
         ys = [lat[p] or 0 for p in ("p50", "p95", "p99")]
         xs = [x + i * width for x in range(3)]
-        right.bar(xs, ys, width, label=f"{run['stack']} {run['mode']}")
+        colour = COLOURS.get((run["stack"], run["mode"]), "grey")
+        right.bar(xs, ys, width, label=f"{run['stack']} {run['mode']}", color=colour)
     right.set_xticks([x + width * (len(main) - 1) / 2 for x in range(3)], ["p50", "p95", "p99"])
     right.set_yscale("log")
     right.set_ylabel("submit → result, ms (log)")
     right.set_title("Latency")
-    right.legend(fontsize=8)
+    right.legend(fontsize=8, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
