@@ -93,6 +93,7 @@ def healthy(chaos: ChaosPipeline) -> ChaosPipeline:
     """The module's pipeline with every process running and the API ready."""
     chaos.heal()
     chaos.wait_ready()
+    chaos.wait_processing()
     deadline = time.monotonic() + 60
     while not chaos.processor_ready() and time.monotonic() < deadline:
         time.sleep(0.3)

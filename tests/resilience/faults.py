@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from aiokafka.partitioner import murmur2
 
 from tests.resilience.audit import Audit, audit
-from tests.resilience.ledger import Ledger, LoadGenerator
+from tests.resilience.ledger import Ledger, LoadGenerator, similarity_inputs, submit
 from tests.resilience.pipeline import PARTITIONS, ChaosPipeline
 from tests.resilience.watch import ReadWatch
 
@@ -20,6 +22,7 @@ __all__ = [
     "assert_no_loss",
     "fault_row",
     "partition_of",
+    "probe_partitions",
     "recovery_after",
     "run_under_load",
     "wait_until",
@@ -97,6 +100,20 @@ def run_under_load(
         ledger, url, pipeline.kafka, pipeline.topics.results, encoder, timeout_s=settle_s
     )
     return run
+
+
+def probe_partitions(base_url: str, run: FaultRun, give_up_s: float = 180.0) -> None:
+    """Submit tasks (into the ledger) until one was accepted on every partition, so
+    ``recovery_after`` has a task to time on each, however the load is paced."""
+    rng = random.Random()
+    covered: set[int] = set()
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        for _ in range(PARTITIONS * 20):
+            task = submit(client, run.ledger, similarity_inputs(rng), give_up_s)
+            if task is not None:
+                covered.add(partition_of(task.task_id))
+            if len(covered) == PARTITIONS:
+                return
 
 
 def recovery_after(run: FaultRun, fault_at: float) -> float | None:

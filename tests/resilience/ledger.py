@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-__all__ = ["Accepted", "Ledger", "LoadGenerator", "similarity_inputs"]
+__all__ = ["Accepted", "Ledger", "LoadGenerator", "similarity_inputs", "submit"]
 
 RETRYABLE = {429, 502, 503, 504}
 WORDS = (
@@ -155,27 +155,35 @@ class LoadGenerator:
                 self._submit(client, job[1])
 
     def _submit(self, client: httpx.Client, inputs: dict[str, str]) -> None:
-        self.ledger.count("submitted")
-        key = f"chaos-{uuid.uuid4()}"
-        body = {"kind": "similarity", "inputs": inputs}
-        deadline = time.monotonic() + self.give_up_s
-        while time.monotonic() < deadline:
-            try:
-                response = client.post("/v1/tasks", json=body, headers={"Idempotency-Key": key})
-            except httpx.HTTPError as exc:
-                self.ledger.count(type(exc).__name__)
-                time.sleep(0.5)
-                continue
-            if response.status_code == 202:
-                task_id = response.json()["task_id"]
-                self.ledger.record(Accepted(task_id, inputs, time.time()))
-                return
-            if response.status_code in RETRYABLE:
-                self.ledger.count(str(response.status_code))
-                if "Retry-After" not in response.headers:
-                    self.ledger.count(f"{response.status_code} without Retry-After")
-                time.sleep(min(1.0, float(response.headers.get("Retry-After", "1"))))
-                continue
-            self.ledger.count("unexpected", f"{response.status_code} {response.text[:200]}")
-            return
-        self.ledger.count("given_up")
+        submit(client, self.ledger, inputs, self.give_up_s)
+
+
+def submit(
+    client: httpx.Client, ledger: Ledger, inputs: dict[str, str], give_up_s: float
+) -> Accepted | None:
+    """POST one similarity task, retrying with its Idempotency-Key until a 202."""
+    ledger.count("submitted")
+    key = f"chaos-{uuid.uuid4()}"
+    body = {"kind": "similarity", "inputs": inputs}
+    deadline = time.monotonic() + give_up_s
+    while time.monotonic() < deadline:
+        try:
+            response = client.post("/v1/tasks", json=body, headers={"Idempotency-Key": key})
+        except httpx.HTTPError as exc:
+            ledger.count(type(exc).__name__)
+            time.sleep(0.5)
+            continue
+        if response.status_code == 202:
+            task = Accepted(response.json()["task_id"], inputs, time.time())
+            ledger.record(task)
+            return task
+        if response.status_code in RETRYABLE:
+            ledger.count(str(response.status_code))
+            if "Retry-After" not in response.headers:
+                ledger.count(f"{response.status_code} without Retry-After")
+            time.sleep(min(1.0, float(response.headers.get("Retry-After", "1"))))
+            continue
+        ledger.count("unexpected", f"{response.status_code} {response.text[:200]}")
+        return None
+    ledger.count("given_up")
+    return None

@@ -8,6 +8,7 @@ restarted in a slot keeps the slot's ``WORKER_WORKER_ID`` (its
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -87,6 +88,13 @@ class ChaosPipeline:
             **self.extra_env,
         )
         self.services = ServiceGroup(env=env, log_dir=self.log_dir)
+        self._log_offsets: dict[str, int] = {}
+
+    def note(self, what: str) -> None:
+        """A line in ``chaos.log`` beside the services' logs: what the test did, when."""
+        stamp = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+        with (self.log_dir / "chaos.log").open("a") as log:
+            log.write(f"{stamp} {what}\n")
 
     @property
     def base_url(self) -> str:
@@ -109,15 +117,54 @@ class ChaosPipeline:
             self.start_service(name)
         self.start_service("api")
         self.wait_ready()
+        self.wait_processing()
 
     def start_service(self, name: str) -> subprocess.Popen[str]:
         """Start (or restart) a service; a worker slot keeps its ids across restarts."""
+        log = self.log_dir / f"{name}.log"
+        self._log_offsets[name] = log.stat().st_size if log.exists() else 0
         if not name.startswith("worker-"):
-            return self.services.start(name)
-        slot_id = f"{self.topics.prefix}-{name}"
-        self.services.env.update(WORKER_WORKER_ID=slot_id, WORKER_GROUP_INSTANCE_ID=slot_id)
-        self.services.env["WORKER_METRICS_PORT"] = str(free_port())
-        return self.services.start(name, "worker")
+            process = self.services.start(name)
+        else:
+            slot_id = f"{self.topics.prefix}-{name}"
+            slot_env = {
+                "WORKER_WORKER_ID": slot_id,
+                "WORKER_GROUP_INSTANCE_ID": slot_id,
+                "WORKER_METRICS_PORT": str(free_port()),
+            }
+            process = self.services.start(name, "worker", env=slot_env)
+        self.note(f"started {name} pid {process.pid}")
+        return process
+
+    def assignment(self, name: str) -> set[int]:
+        """The partitions a worker owns since its latest start, from its log (its
+        "partitions assigned" and "partitions revoked" lines, which are
+        incremental under cooperative rebalancing)."""
+        owned: set[int] = set()
+        with (self.log_dir / f"{name}.log").open(errors="replace") as lines:
+            lines.seek(self._log_offsets.get(name, 0))
+            for line in lines:
+                if '"partitions assigned"' not in line and '"partitions revoked"' not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("msg") == "partitions assigned":
+                    owned |= set(record.get("partitions") or ())
+                elif record.get("msg") == "partitions revoked":
+                    owned -= set(record.get("partitions") or ())
+        return owned
+
+    def wait_processing(self, timeout_s: float = 180.0) -> float:
+        """Seconds until every worker consumes and together they own every partition."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            owned = [self.assignment(name) for name in self.worker_names]
+            if all(owned) and set().union(*owned) == set(range(PARTITIONS)):
+                return time.monotonic() - started
+            time.sleep(0.3)
+        raise AssertionError(f"workers not all consuming within {timeout_s}s\n{self.logs()}")
 
     def extra_api(self, **env: str) -> ExtraApi:
         """Start another API with ``env`` on a port of its own; returns once it is ready."""
@@ -143,15 +190,22 @@ class ChaosPipeline:
         process = self.services.processes[name]
         process.send_signal(signal.SIGKILL)
         process.wait(10)
+        self.note(f"SIGKILLed {name} pid {process.pid}")
 
     def kill_broker(self) -> None:
         """SIGKILL the broker (its data stays; ``broker.start()`` brings it back)."""
         pid = self.broker.running_pid()
         assert pid is not None, "broker is not running"
         os.kill(pid, signal.SIGKILL)
+        self.note(f"SIGKILLed the broker pid {pid}")
         deadline = time.monotonic() + 10
         while self.broker.running_pid() is not None and time.monotonic() < deadline:
             time.sleep(0.1)
+
+    def start_broker(self) -> None:
+        """Start the broker again on the same ports and data."""
+        self.broker.start()
+        self.note("started the broker")
 
     def exited(self) -> dict[str, int]:
         """Services that are not running, with their exit codes."""
@@ -192,7 +246,7 @@ class ChaosPipeline:
         """Restart whatever is not running (broker included); returns what was restarted."""
         restarted = []
         if self.broker.running_pid() is None:
-            self.broker.start()
+            self.start_broker()
             restarted.append("kafka")
         for name in self.exited():
             self.start_service(name)

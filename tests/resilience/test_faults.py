@@ -21,6 +21,7 @@ from tests.resilience.faults import (
     FaultRun,
     assert_no_loss,
     fault_row,
+    probe_partitions,
     recovery_after,
     run_under_load,
     wait_until,
@@ -30,28 +31,28 @@ from tests.resilience.watch import MemoryWatch
 
 pytestmark = [pytest.mark.resilience, pytest.mark.timeout(1800)]
 MIB = 1024 * 1024
+KILL_EVERY_S = 12.0
 
 
 def test_workers_sigkilled_repeatedly(
     healthy: ChaosPipeline, encoder: Any, chaos_size: ChaosSize, record_fault: Any
 ) -> None:
-    kills = max(2, int(chaos_size.load_s // 20))
+    kills = max(2, int(chaos_size.load_s // KILL_EVERY_S))
+    # The load lasts past the last kill, however small the run.
+    rate = min(chaos_size.rate_per_s, chaos_size.tasks_per_fault / ((kills + 1) * KILL_EVERY_S))
 
     def inject(run: FaultRun) -> None:
         for i in range(kills):
-            time.sleep(chaos_size.load_s / (kills + 1))
+            time.sleep(KILL_EVERY_S)
             name = healthy.worker_names[i % len(healthy.worker_names)]
             run.fault_times.append(time.time())
             healthy.kill(name)
             healthy.start_service(name)  # same slot: same transactional.id and instance id
+            probe_partitions(healthy.base_url, run)
+            healthy.wait_processing()
 
     run = run_under_load(
-        healthy,
-        encoder,
-        chaos_size.tasks_per_fault,
-        chaos_size.rate_per_s,
-        inject,
-        settle_s=chaos_size.settle_s,
+        healthy, encoder, chaos_size.tasks_per_fault, rate, inject, settle_s=chaos_size.settle_s
     )
     recoveries = [recovery_after(run, at) for at in run.fault_times]
     worst = None if None in recoveries else max(recoveries)  # type: ignore[type-var]
@@ -155,8 +156,9 @@ def test_broker_sigkilled_and_restarted(
         run.fault_times.append(time.time())
         healthy.kill_broker()
         time.sleep(chaos_size.broker_down_s)
-        healthy.broker.start()
+        healthy.start_broker()
         run.details["back_at"] = time.time()
+        probe_partitions(healthy.base_url, run)
         run.details["exited_during_outage"] = healthy.exited()
 
     run = run_under_load(
