@@ -4,28 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from producer_api.exceptions import ProcessorUnavailable, TaskExpired, TaskNotFound
 
 __all__ = ["TaskStateClient"]
 
 
+@dataclass(frozen=True)
+class ViewAnswer:
+    """A Faust view's status code and decoded JSON body (None when not JSON)."""
+
+    status_code: int
+    body: Any
+
+
 class TaskStateClient:
     """HTTP client of the Faust views; any Faust worker routes to the task's owner.
 
     Each long-poll holds one connection to the processor for its wait, so the
-    pool is not capped: a cap would queue pollers behind each other.
+    pool is not capped: a cap would queue pollers behind each other. aiohttp,
+    not httpx: every task query crosses this hop, and httpx cost the API
+    several times more CPU per request. Create it on the running event loop.
     """
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            timeout=timeout_s,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+        self._base_url = base_url.rstrip("/")
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
         )
 
     async def get(
@@ -52,41 +63,50 @@ class TaskStateClient:
             raise TaskNotFound(f"no task with id {task_id}")
         if response.status_code == 410:
             raise TaskExpired(_detail(response, f"task {task_id} has expired"))
-        if response.status_code != 200:
+        if response.status_code != 200 or not isinstance(response.body, dict):
             raise ProcessorUnavailable(f"stream processor answered {response.status_code}")
-        state: dict[str, Any] = response.json()
-        return state
+        return response.body
 
     async def healthy(self) -> bool:
         """Whether the stream processor answers and has its partitions."""
         try:
-            response = await self._http.get("/health/", timeout=2.0)
-        except httpx.HTTPError:
+            answer = await self._request("/health/", {}, 2.0)
+        except ProcessorUnavailable:
             return False
-        return response.status_code == 200
+        return answer.status_code == 200
 
     async def _get(
         self, task_id: str, wait_s: float, since: int | None, deadline: float
-    ) -> httpx.Response:
+    ) -> ViewAnswer:
         """One query; it may wait ``wait_s`` and must answer before ``deadline``."""
         params = {"wait": f"{wait_s:.3f}"} if wait_s > 0 else {}
         if params and since is not None:
             params["since"] = str(since)
         timeout_s = max(deadline - time.monotonic(), 0.1)
+        return await self._request(f"/tasks/{task_id}/", params, timeout_s)
+
+    async def _request(self, path: str, params: dict[str, str], timeout_s: float) -> ViewAnswer:
         try:
-            return await self._http.get(f"/tasks/{task_id}/", params=params, timeout=timeout_s)
-        except httpx.HTTPError as exc:
-            raise ProcessorUnavailable(f"stream processor unreachable: {exc}") from exc
+            async with self._http.get(
+                self._base_url + path,
+                params=params,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=False,
+            ) as response:
+                try:
+                    body = await response.json(content_type=None)
+                except ValueError:
+                    body = None
+                return ViewAnswer(response.status, body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ProcessorUnavailable(f"stream processor unreachable: {exc!r}") from exc
 
     async def close(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        await self._http.close()
 
 
-def _detail(response: httpx.Response, default: str) -> str:
+def _detail(response: ViewAnswer, default: str) -> str:
     """The ``detail`` of a Faust view's JSON error body, or ``default``."""
-    try:
-        detail = response.json().get("detail")
-    except ValueError:
-        return default
+    detail = response.body.get("detail") if isinstance(response.body, dict) else None
     return str(detail) if detail else default
