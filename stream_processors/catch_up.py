@@ -110,9 +110,14 @@ def source_topics() -> tuple[str, ...]:
 @cache
 def _reader() -> Consumer:
     # Named after the app's consumer group but never subscribed: it only reads
-    # that group's committed offsets and the partitions' watermarks.
+    # that group's committed offsets and the partitions' watermarks. It never
+    # polls, so librdkafka would print its connection errors straight to stderr
+    # (ten lines a second while the broker is down): only critical ones are
+    # kept; a failed query surfaces as a 503 answer instead.
     return Consumer(
-        kafka_settings.librdkafka(**{"group.id": app.conf.id, "enable.auto.commit": False})
+        kafka_settings.librdkafka(
+            **{"group.id": app.conf.id, "enable.auto.commit": False, "log_level": 2}
+        )
     )
 
 

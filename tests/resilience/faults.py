@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from aiokafka.partitioner import murmur2
 
-from tests.resilience.audit import Audit, audit
+from tests.resilience.audit import TERMINAL, Audit, audit
 from tests.resilience.ledger import Ledger, LoadGenerator, similarity_inputs, submit
 from tests.resilience.pipeline import PARTITIONS, ChaosPipeline
 from tests.resilience.watch import ReadWatch
@@ -129,9 +129,8 @@ def recovery_after(run: FaultRun, fault_at: float) -> float | None:
             first[partition] = (task.accepted_at, task.task_id)
     if len(first) < PARTITIONS:
         return None
-    finished = [
-        run.audit.states.get(task_id, {}).get("updated_at") for _, task_id in first.values()
-    ]
+    states = [run.audit.states.get(task_id, {}) for _, task_id in first.values()]
+    finished = [s.get("updated_at") if s.get("status") in TERMINAL else None for s in states]
     if any(at is None for at in finished):
         return None
     return max(at / 1000 for at in finished) - fault_at  # type: ignore[operator]

@@ -158,6 +158,7 @@ def test_broker_sigkilled_and_restarted(
         time.sleep(chaos_size.broker_down_s)
         healthy.start_broker()
         run.details["back_at"] = time.time()
+        run.details["processor_ready_after_s"] = wait_until(healthy.processor_ready, 120)
         probe_partitions(healthy.base_url, run)
         run.details["exited_during_outage"] = healthy.exited()
 
@@ -176,7 +177,8 @@ def test_broker_sigkilled_and_restarted(
             f"broker SIGKILL, down {chaos_size.broker_down_s:.0f} s, restarted",
             run,
             recover,
-            f"time counted from the broker's return; 503s: {run.ledger.retries.get('503', 0)}"
+            f"time counted from the broker's return; 503s: {run.ledger.retries.get('503', 0)}; "
+            f"processor ready {run.details['processor_ready_after_s']:.1f} s after it"
             + (f"; services exited: {exited}" if exited else ""),
         )
     )
