@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +30,7 @@ from asyncarch.ownership import busy_ports
 from asyncarch.process import alive, spawn
 from schemas.topics import TopicSettings
 from tests.integration.conftest import free_port, service_env, wait_for_state
+from tests.resilience.audit import committed_results
 
 pytestmark = pytest.mark.integration
 
@@ -165,6 +168,45 @@ def test_a_killed_worker_is_restarted_and_the_stack_keeps_serving(stack: Up) -> 
     assert restarts(stack.env, "worker-1") == 1
     assert submit_and_finish(stack.env)["status"] == "SUCCESS"
     assert stack.process.poll() is None
+
+
+def test_a_worker_killed_in_the_middle_of_200_tasks_loses_and_duplicates_none(
+    stack: Up, kafka: KafkaSettings
+) -> None:
+    """Issue #9's bar: restarted, every task done within 30 s of the kill, one result each."""
+    base = f"http://127.0.0.1:{stack.env['API_PORT']}"
+    with httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda i: _submit(client, i), range(200)))
+        wait_for_state(client, ids[20], {"SUCCESS"}, 90)
+        old = stack.pids()["worker-1"]
+        os.kill(old, signal.SIGKILL)
+        killed_at = time.monotonic()
+        assert client.get(f"/v1/tasks/{ids[-1]}").json()["status"] not in TERMINAL
+        states = list(pool.map(lambda t: _finished(client, t, killed_at + 30), ids))
+    assert stack.pids()["worker-1"] != old
+    assert [s["task_id"] for s in states if s["status"] != "SUCCESS"] == []
+    topic = TopicSettings(prefix=stack.env["TOPIC_PREFIX"]).results
+    per_task = Counter(event["task_id"] for event in committed_results(kafka, topic))
+    assert {t: per_task[t] for t in ids if per_task[t] != 1} == {}
+
+
+TERMINAL = {"SUCCESS", "FAILED", "CANCELLED"}
+
+
+def _submit(client: httpx.Client, i: int) -> str:
+    inputs = {"item_a": f"television set {i}", "item_b": f"samsung screen {i % 7}"}
+    answer = client.post("/v1/tasks", json={"kind": "similarity", "inputs": inputs})
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["task_id"])
+
+
+def _finished(client: httpx.Client, task_id: str, deadline: float) -> dict:
+    """The task's status once terminal, long-polling; fails after ``deadline``."""
+    while (left := deadline - time.monotonic()) > 0:
+        body = client.get(f"/v1/tasks/{task_id}", params={"wait": min(left, 10)}).json()
+        if body["status"] in TERMINAL:
+            return dict(body)
+    raise AssertionError(f"task {task_id} not finished within 30 s of the kill")
 
 
 def test_a_second_up_beside_the_first_exits_and_the_first_keeps_serving(
