@@ -7,6 +7,7 @@ import faust
 from asyncarch.config import KafkaSettings
 from schemas.topics import TopicSettings
 from stream_processors.config import ProcessorSettings
+from stream_processors.credentials import broker_credentials
 from stream_processors.transport import SCHEME
 
 __all__ = ["app", "kafka_settings", "processor_settings", "topic_settings"]
@@ -31,6 +32,7 @@ app = faust.App(
     key_serializer="raw",
     value_serializer="raw",
     consumer_auto_offset_reset="earliest",
+    broker_credentials=broker_credentials(kafka_settings),
     producer_acks=-1,
     # Each applied event writes the changelog and the task-state topic; without a
     # linger aiokafka sends one produce request per write, which was the largest
