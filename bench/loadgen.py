@@ -292,7 +292,12 @@ async def run_load(
     queue: asyncio.Queue[TaskRecord] = asyncio.Queue()
     for record in records:
         queue.put_nowait(record)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # Idle connections are dropped before either server would close them (uvicorn after 5 s,
+    # gunicorn after 2 s): a submit sent on a connection the server is closing fails with
+    # ReadError, and a submit cannot be retried blindly.
+    limits = httpx.Limits(
+        max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=1.0
+    )
     timeout = httpx.Timeout(30.0)
     started = time.monotonic()
     deadline = started + timeout_s

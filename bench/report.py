@@ -162,6 +162,10 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     lines += ["", "## Where a pipeline task spends its time (ms, p50 / p95)", ""]
     lines += _stage_rows(results["runs"] + results.get("sweep", []))
+    for run in results["runs"] + results.get("sweep", []):
+        if run["summary"]["errors"]:
+            errors = "; ".join(run["summary"]["errors"])
+            lines += ["", f"Client errors, {run['stack']} {run['summary']['tasks']}: {errors}"]
     for failure in results.get("errors", []):
         lines += ["", f"**{failure['stack']} failed:**", "", "```", failure["error"], "```"]
     lines += ["", "## Ratios", ""]
