@@ -91,7 +91,7 @@ def test_processor_sigkilled_recovers_its_table(
             "Faust processor SIGKILL (restarted)",
             run,
             answers_again,
-            f"table recovery metric {run.details['recovery_metric_s']} s; "
+            f"table recovery metric {run.details['recovery_metric_s'] or 0:.1f} s; "
             f"reads while recovering: {dict(run.reads.answers)}",
         )
     )
