@@ -14,7 +14,6 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -22,8 +21,8 @@ from urllib.parse import unquote, urlparse
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from asyncarch.exceptions import AsyncarchError
-from asyncarch.local_kafka import cache_root
+from asyncarch.blob_ref import BlobError, BlobRef, verify_blob
+from asyncarch.paths import cache_root
 
 __all__ = [
     "BlobError",
@@ -34,19 +33,6 @@ __all__ = [
     "open_store",
     "verify_blob",
 ]
-
-
-class BlobError(AsyncarchError):
-    """A blob cannot be stored or read, or its bytes are not what the event says."""
-
-
-@dataclass(frozen=True)
-class BlobRef:
-    """Where a stored document lives and what its bytes must be."""
-
-    uri: str
-    size: int
-    sha256: str
 
 
 class BlobSettings(BaseSettings):
@@ -110,13 +96,6 @@ class LocalBlobStore:
         if parsed.scheme != "file" or not path.is_relative_to(self.root):
             raise BlobError(f"{uri} is outside the document store")
         return path
-
-
-def verify_blob(ref: BlobRef, data: bytes) -> bytes:
-    """The data, if it matches the reference's size and SHA-256; else BlobError."""
-    if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
-        raise BlobError(f"{ref.uri} does not match its recorded size and sha256")
-    return data
 
 
 def open_store(settings: BlobSettings | None = None) -> BlobStore:

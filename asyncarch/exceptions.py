@@ -1,7 +1,9 @@
-"""The project's base error; each package derives its own errors from it."""
+"""The project's base error; each package derives its own errors from it.
+
+Defined in the leaf ``schemas.exceptions`` (so that ``schemas`` imports no
+other project package) and re-exported here.
+"""
+
+from schemas.exceptions import AsyncarchError
 
 __all__ = ["AsyncarchError"]
-
-
-class AsyncarchError(Exception):
-    """Base class of every error raised on purpose by asyncarch."""

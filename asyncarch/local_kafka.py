@@ -31,6 +31,7 @@ from asyncarch.config import KafkaSettings
 from asyncarch.exceptions import AsyncarchError
 from asyncarch.kafka_admin import wait_for_broker
 from asyncarch.ownership import AlreadyRunning, OwnerLock, busy_ports, port_taken
+from asyncarch.paths import cache_root
 from asyncarch.process import alive, spawn
 
 __all__ = ["LocalKafka", "LocalKafkaError", "cache_root"]
@@ -76,11 +77,6 @@ logger.state.level = WARN
 
 class LocalKafkaError(AsyncarchError):
     """The local broker could not be provisioned, started or stopped."""
-
-
-def cache_root() -> Path:
-    """Where jars and durable broker data live, outside the repository."""
-    return Path(os.environ.get("ASYNCARCH_CACHE", Path.home() / ".cache" / "asyncarch"))
 
 
 @dataclass(frozen=True)

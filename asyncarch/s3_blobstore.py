@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from urllib.parse import urlparse
 
-from asyncarch.blobstore import BlobError, BlobRef, verify_blob
+from asyncarch.blob_ref import BlobError, BlobRef, verify_blob
 
 __all__ = ["S3BlobStore"]
 

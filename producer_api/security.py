@@ -8,13 +8,13 @@ that created a task owns it: any other tenant gets 404 for it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from producer_api.core.api_keys import hash_api_key, parse_key_hashes
 from producer_api.core.config import ApiSettings
 from producer_api.exceptions import Unauthorized
 
@@ -30,22 +30,6 @@ class Caller:
     def owns(self, task_tenant: str | None) -> bool:
         """Whether a task created by ``task_tenant`` is visible to this caller."""
         return self.tenant is None or hmac.compare_digest(self.tenant, task_tenant or "")
-
-
-def hash_api_key(key: str) -> str:
-    """The hex SHA-256 under which a key is configured."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def parse_key_hashes(spec: str) -> dict[str, str]:
-    """``tenant:hash,tenant:hash`` → {hash: tenant}; raises ValueError if malformed."""
-    table = {}
-    for entry in filter(None, (part.strip() for part in spec.split(","))):
-        tenant, _, digest = entry.partition(":")
-        if not tenant or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
-            raise ValueError(f"API_KEYS entry {entry!r} is not tenant:<sha256 hex>")
-        table[digest] = tenant
-    return table
 
 
 def _presented_key(request: Request) -> str | None:

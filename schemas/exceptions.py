@@ -1,8 +1,14 @@
-"""Errors raised while encoding or decoding events."""
+"""The project's base error, and the errors raised while encoding or decoding events.
 
-from asyncarch.exceptions import AsyncarchError
+``AsyncarchError`` lives here because ``schemas`` is the leaf every package
+may import; ``asyncarch.exceptions`` re-exports it under its usual name.
+"""
 
-__all__ = ["EventDecodeError", "EventEncodeError", "SchemaError"]
+__all__ = ["AsyncarchError", "EventDecodeError", "EventEncodeError", "SchemaError"]
+
+
+class AsyncarchError(Exception):
+    """Base class of every error raised on purpose by asyncarch."""
 
 
 class SchemaError(AsyncarchError):

@@ -1,4 +1,8 @@
-"""The Faust application: one per process, configured from the environment."""
+"""The Faust application: one per process, configured from the environment.
+
+This module only builds the App. Agents and views register themselves when
+``stream_processors.main`` imports them, so nothing here imports back.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +48,3 @@ app = faust.App(
     consumer_group_instance_id=processor_settings.static_member_id,
     web_access_log=None,
 )
-
-# Registration of agents and views happens on import.
-from stream_processors import agents, views  # noqa: E402,F401

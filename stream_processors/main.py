@@ -51,6 +51,7 @@ class JsonLogWorker(Worker):
 
 def main() -> None:
     """Run the Faust app until SIGTERM/SIGINT."""
+    from stream_processors import agents, views  # noqa: F401  (registers them on the app)
     from stream_processors.app import app, kafka_settings, processor_settings, topic_settings
 
     processor_settings.data_dir.mkdir(parents=True, exist_ok=True)

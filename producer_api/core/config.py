@@ -7,6 +7,8 @@ from functools import cached_property
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from producer_api.core.api_keys import parse_key_hashes
+
 __all__ = ["ApiSettings"]
 
 
@@ -45,8 +47,6 @@ class ApiSettings(BaseSettings):
     @cached_property
     def key_hashes(self) -> dict[str, str]:
         """Configured key hashes → tenant."""
-        from producer_api.security import parse_key_hashes
-
         return parse_key_hashes(self.keys.get_secret_value())
 
     @property
