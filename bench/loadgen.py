@@ -4,18 +4,23 @@ The same clients drive both stacks; a target says how one stack is spoken to
 (the pipeline's ``/v1/tasks``, or the seed's Flask routes). Every task's
 latency runs from the moment its submit is sent to the moment its result has
 been read back.
+
+The clients speak HTTP through aiohttp: the generator shares the machine with
+the stack it measures, and httpx's async client cost ~20 ms of CPU per task
+here, more than any service of the pipeline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
 
 __all__ = [
     "LoadResult",
@@ -52,17 +57,67 @@ class Refused(Exception):
     """The stack refused a submit for good (not a 429/503 to retry)."""
 
 
+class HttpStatusError(Exception):
+    """A GET answered with a 4xx or 5xx."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer, read in full."""
+
+    status_code: int
+    text: str
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise HttpStatusError(f"{self.status_code}: {self.text[:200]}")
+
+
+class Http:
+    """A keep-alive HTTP client on one base URL that counts its requests."""
+
+    def __init__(self, base_url: str, connections: int, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.requests = 0
+        # Idle connections are dropped before either server would close them (uvicorn
+        # after 5 s, gunicorn after 2 s): a submit sent on a connection the server is
+        # closing fails, and a submit cannot be retried blindly.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=1.0),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        )
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> Answer:
+        return await self._send("GET", path, params=params)
+
+    async def post(self, path: str, json: Any = None, data: dict[str, str] | None = None) -> Answer:
+        return await self._send("POST", path, json=json, data=data)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def _send(self, method: str, path: str, **options: Any) -> Answer:
+        self.requests += 1
+        options = {k: v for k, v in options.items() if v is not None}
+        async with self._session.request(method, self.base_url + path, **options) as response:
+            return Answer(response.status, await response.text(), dict(response.headers))
+
+
 class Target(Protocol):
     """How the clients speak to one stack."""
 
     name: str
     terminal_ok: str
 
-    async def submit(self, http: httpx.AsyncClient, pair: tuple[str, str]) -> str: ...
+    async def submit(self, http: Http, pair: tuple[str, str]) -> str: ...
 
-    async def wait(self, http: httpx.AsyncClient, task_id: str, deadline: float) -> str | None: ...
+    async def wait(self, http: Http, task_id: str, deadline: float) -> str | None: ...
 
-    async def result(self, http: httpx.AsyncClient, task_id: str) -> dict[str, Any] | None: ...
+    async def result(self, http: Http, task_id: str) -> dict[str, Any] | None: ...
 
 
 @dataclass
@@ -82,7 +137,7 @@ class PipelineTarget:
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     fallback_polls: int = 0  # answers that came at once without a terminal state
 
-    async def submit(self, http: httpx.AsyncClient, pair: tuple[str, str]) -> str:
+    async def submit(self, http: Http, pair: tuple[str, str]) -> str:
         body = {"kind": "similarity", "inputs": {"item_a": pair[0], "item_b": pair[1]}}
         while True:
             response = await http.post("/v1/tasks", json=body)
@@ -93,7 +148,7 @@ class PipelineTarget:
             self.retries += 1
             await asyncio.sleep(_retry_after(response))
 
-    async def wait(self, http: httpx.AsyncClient, task_id: str, deadline: float) -> str | None:
+    async def wait(self, http: Http, task_id: str, deadline: float) -> str | None:
         while time.monotonic() < deadline:
             wait_s = max(0.0, min(self.wait_s, deadline - time.monotonic()))
             asked = time.monotonic()
@@ -109,7 +164,7 @@ class PipelineTarget:
                 await asyncio.sleep(self.poll_s)
         return None
 
-    async def result(self, http: httpx.AsyncClient, task_id: str) -> dict[str, Any] | None:
+    async def result(self, http: Http, task_id: str) -> dict[str, Any] | None:
         response = await _get(self, http, f"/v1/tasks/{task_id}/result")
         response.raise_for_status()
         output = response.json().get("output")
@@ -128,14 +183,14 @@ class SeedTarget:
     retries: int = 0
     transport_retries: int = 0
 
-    async def submit(self, http: httpx.AsyncClient, pair: tuple[str, str]) -> str:
+    async def submit(self, http: Http, pair: tuple[str, str]) -> str:
         form = {"item_a": pair[0], "item_b": pair[1]}
         response = await http.post(f"{self.prefix}/uploader/", data=form)
         if response.status_code != 200:
             raise Refused(f"{response.status_code}: {response.text[:200]}")
         return str(response.json()["task_id"])
 
-    async def wait(self, http: httpx.AsyncClient, task_id: str, deadline: float) -> str | None:
+    async def wait(self, http: Http, task_id: str, deadline: float) -> str | None:
         while time.monotonic() < deadline:
             response = await _get(self, http, f"{self.prefix}/task_status/{task_id}")
             status = response.text.rsplit(" ", 1)[-1] if response.status_code == 200 else ""
@@ -144,23 +199,21 @@ class SeedTarget:
             await asyncio.sleep(self.poll_s)
         return None
 
-    async def result(self, http: httpx.AsyncClient, task_id: str) -> dict[str, Any] | None:
+    async def result(self, http: Http, task_id: str) -> dict[str, Any] | None:
         response = await _get(self, http, f"{self.prefix}/task_result/{task_id}")
         response.raise_for_status()
         output = response.json().get("output")
         return output if isinstance(output, dict) else None
 
 
-async def _get(
-    target: PipelineTarget | SeedTarget, http: httpx.AsyncClient, url: str, **options: Any
-) -> httpx.Response:
+async def _get(target: PipelineTarget | SeedTarget, http: Http, url: str, **options: Any) -> Answer:
     """A GET, sent again when the connection broke (it is idempotent; a kept-alive
     connection that the server closed meanwhile is the usual cause). Submits are not
     retried: the client cannot know whether a broken submit was accepted."""
     for attempt in range(1, GET_ATTEMPTS + 1):
         try:
             return await http.get(url, **options)
-        except httpx.TransportError:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError):
             if attempt == GET_ATTEMPTS:
                 raise
             target.transport_retries += 1
@@ -168,11 +221,14 @@ async def _get(
     raise AssertionError("unreachable")
 
 
-def _retry_after(response: httpx.Response) -> float:
+def _retry_after(response: Answer) -> float:
     try:
         return min(2.0, max(BACKOFF_S, float(response.headers.get("Retry-After", BACKOFF_S))))
     except ValueError:
         return BACKOFF_S
+
+
+CLIENT_ERRORS = (aiohttp.ClientError, TimeoutError, HttpStatusError, Refused, KeyError, ValueError)
 
 
 @dataclass
@@ -292,24 +348,10 @@ async def run_load(
     queue: asyncio.Queue[TaskRecord] = asyncio.Queue()
     for record in records:
         queue.put_nowait(record)
-    # Idle connections are dropped before either server would close them (uvicorn after 5 s,
-    # gunicorn after 2 s): a submit sent on a connection the server is closing fails with
-    # ReadError, and a submit cannot be retried blindly.
-    limits = httpx.Limits(
-        max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=1.0
-    )
-    timeout = httpx.Timeout(30.0)
     started = time.monotonic()
     deadline = started + timeout_s
-    sent = [0]
-
-    async def count(_: httpx.Request) -> None:
-        sent[0] += 1
-
-    hooks = {"request": [count]}
-    async with httpx.AsyncClient(
-        base_url=base_url, limits=limits, timeout=timeout, event_hooks=hooks
-    ) as http:
+    http = Http(base_url, clients)
+    try:
 
         async def client() -> None:
             while not queue.empty() and time.monotonic() < deadline:
@@ -317,14 +359,16 @@ async def run_load(
                 await _one_task(target, http, record, pairs[record.index], deadline, keep_outputs)
 
         await asyncio.gather(*(client() for _ in range(clients)))
+    finally:
+        await http.close()
     retries = getattr(target, "retries", 0)
     broken = getattr(target, "transport_retries", 0)
-    return LoadResult(records, started, time.monotonic(), clients, retries, sent[0], broken)
+    return LoadResult(records, started, time.monotonic(), clients, retries, http.requests, broken)
 
 
 async def _one_task(
     target: Target,
-    http: httpx.AsyncClient,
+    http: Http,
     record: TaskRecord,
     pair: tuple[str, str],
     deadline: float,
@@ -342,7 +386,14 @@ async def _one_task(
         record.finished, record.status = time.monotonic(), status
         if record.index in keep_outputs:
             record.output = output
-    except (httpx.HTTPError, Refused, KeyError, ValueError) as exc:
+    except (
+        aiohttp.ClientError,
+        TimeoutError,
+        HttpStatusError,
+        Refused,
+        KeyError,
+        ValueError,
+    ) as exc:
         record.error = f"{type(exc).__name__}: {exc}"[:200]
         if record.accepted is not None and record.finished is None:
             record.finished, record.status = time.monotonic(), "CLIENT_ERROR"
