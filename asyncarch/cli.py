@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from asyncarch.config import KafkaSettings
 from asyncarch.logs import configure_logging
+from schemas.states import ALL_STATES
 
 if TYPE_CHECKING:
     from asyncarch.client import AsyncarchClient
@@ -229,7 +230,7 @@ def _add_tail_parser(verbs: Any) -> None:
     tail.add_argument(
         "--state",
         action="append",
-        choices=["PENDING", "RUNNING", "RETRYING", "SUCCESS", "FAILED", "CANCELLED", "EXPIRED"],
+        choices=[*ALL_STATES, "EXPIRED"],
         help="only changes into this state (repeatable; default: all)",
     )
     tail.add_argument(

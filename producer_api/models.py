@@ -21,12 +21,12 @@ __all__ = [
     "Text",
     "WebhookDeliveryView",
 ]
+from schemas.states import TaskState
 
 MAX_TEXT_CHARS = 10_000
 MAX_EMBED_TEXTS = 64
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
-TaskState = Literal["PENDING", "RUNNING", "RETRYING", "SUCCESS", "FAILED", "CANCELLED"]
 
 
 class _Strict(BaseModel):

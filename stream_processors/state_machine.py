@@ -11,12 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.states import (
+    ALL_STATES,
+    CANCELLED,
+    FAILED,
+    PENDING,
+    RETRYING,
+    RUNNING,
+    SUCCESS,
+    TERMINAL_STATES,
+)
+
 __all__ = ["ALL_STATES", "TERMINAL_STATES", "TaskEvent", "apply"]
 
-PENDING, RUNNING, RETRYING = "PENDING", "RUNNING", "RETRYING"
-SUCCESS, FAILED, CANCELLED = "SUCCESS", "FAILED", "CANCELLED"
-TERMINAL_STATES = frozenset({SUCCESS, FAILED, CANCELLED})
-ALL_STATES = (PENDING, RUNNING, RETRYING, SUCCESS, FAILED, CANCELLED)
 _RANK = {PENDING: 0, RUNNING: 1, RETRYING: 1, SUCCESS: 2, FAILED: 2, CANCELLED: 2}
 HISTORY_LIMIT = 50
 

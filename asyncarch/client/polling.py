@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from asyncarch.client.errors import TaskTimeout
+from schemas.states import TERMINAL_STATES
 
 __all__ = ["LONG_POLL_S", "TERMINAL_STATES", "StatusCallback", "StatusPoll", "backoff_delays"]
 
-TERMINAL_STATES = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
 # One long-poll's wait: under the API's 30 s bound and common proxy idle timeouts.
 LONG_POLL_S = 20.0
 StatusCallback = Callable[[dict[str, Any]], object]

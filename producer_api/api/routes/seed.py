@@ -32,7 +32,7 @@ from producer_api.exceptions import UnsupportedMediaType
 from producer_api.models import TASK_REQUEST_BODY, DocumentSearchForm, TaskAccepted, Text
 from producer_api.security import Caller
 from producer_api.submission import Submission, read_document_form
-from stream_processors.state_machine import TERMINAL_STATES
+from schemas.states import TERMINAL_STATES
 
 __all__ = ["PREFIX", "router"]
 

@@ -13,7 +13,7 @@ from producer_api.access import load_task
 from producer_api.api.deps import TaskStateDep
 from producer_api.security import Caller, CallerDep
 from producer_api.task_state import TaskStateClient
-from stream_processors.state_machine import TERMINAL_STATES
+from schemas.states import TERMINAL_STATES
 
 __all__ = ["router"]
 

@@ -26,7 +26,7 @@ from producer_api.models import (
     TaskStatusView,
 )
 from producer_api.submission import Submission, parse_json_task, read_document_form
-from stream_processors.state_machine import TERMINAL_STATES
+from schemas.states import TERMINAL_STATES
 
 __all__ = ["router"]
 
