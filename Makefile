@@ -38,8 +38,8 @@ integration: install browser bench-deps ## Integration tests only
 chaos: install ## Faults under load at full size (CHAOS_TASKS=10000); prints the table
 	CHAOS_TASKS=$${CHAOS_TASKS:-10000} $(BIN)/python -m pytest tests/resilience -m resilience -v
 
-lint: install ## ruff lint and format check
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: install ## ruff lint and format check, and the import contracts (lint-imports)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 format: install ## Apply ruff formatting
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
