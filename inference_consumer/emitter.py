@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from typing import Any
 
 from confluent_kafka import Message, Producer
 
+from asyncarch.clock import now_ms
 from inference_consumer.inference import TaskOutcome
 from inference_consumer.model import ModelIdentity
 from schemas.codec import codec_for
@@ -15,10 +15,6 @@ from schemas.headers import child_traceparent, event_headers, header_value
 from schemas.topics import TopicSettings
 
 __all__ = ["EventEmitter"]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class EventEmitter:
@@ -48,7 +44,7 @@ class EventEmitter:
             "worker": self.worker_id,
             "progress": progress,
             "error": error,
-            "occurred_at": _now_ms(),
+            "occurred_at": now_ms(),
         }
         self._produce(producer, "TaskStatus", self.topics.status, event, parent)
 
@@ -68,7 +64,7 @@ class EventEmitter:
             "attempt": outcome.attempt,
             "worker": self.worker_id,
             "duration_ms": outcome.duration_ms,
-            "completed_at": _now_ms(),
+            "completed_at": now_ms(),
         }
         self._produce(producer, "TaskResult", self.topics.results, event, parent)
 
@@ -93,7 +89,7 @@ class EventEmitter:
             "value": message.value(),
             "error_type": error_type,
             "error_message": error_message,
-            "failed_at": _now_ms(),
+            "failed_at": now_ms(),
         }
         codec = codec_for("DeadLetter")
         key = message.key()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -12,6 +11,7 @@ from typing import Any
 
 import torch
 
+from asyncarch.backoff import full_jitter_s
 from asyncarch.blobstore import BlobStore
 from inference_consumer.exceptions import WorkerError
 from inference_consumer.handlers import handler_for
@@ -48,7 +48,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Exponential backoff with full jitter before attempt ``attempt + 1``."""
-        return random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
+        return full_jitter_s(attempt, self.backoff_s, self.max_backoff_s)
 
 
 def run_batch(

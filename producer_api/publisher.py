@@ -22,6 +22,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from asyncarch.clock import now_ms
 from asyncarch.config import KafkaSettings
 from producer_api.broker_connectivity import BrokerConnectivity
 from producer_api.exceptions import BrokersDown, BrokerUnavailable
@@ -72,7 +73,7 @@ class TaskPublisher:
             "worker": "",
             "progress": None,
             "error": None,
-            "occurred_at": int(time.time() * 1000),
+            "occurred_at": now_ms(),
         }
         return await self._publish(self.topics.cancellations, "TaskStatus", event)
 

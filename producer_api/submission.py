@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from asyncarch.blobstore import BlobStore
+from asyncarch.clock import now_ms
 from producer_api.exceptions import ApiError, IdempotencyConflict, TaskNotFound
 from producer_api.metrics import TASKS_SUBMITTED
 from producer_api.models import DocumentSearchForm, TaskAccepted, TaskCreate, TaskLinks
@@ -75,7 +75,7 @@ class Submitter:
                 "task_id": task_id,
                 "kind": submission.kind,
                 "inputs": submission.inputs,
-                "submitted_at": int(time.time() * 1000),
+                "submitted_at": now_ms(),
                 "callback_url": submission.callback_url,
                 "tenant": submission.tenant,
                 "idempotency_key": submission.idempotency_key,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from asyncarch.backoff import full_jitter_s
 from stream_processors.state_machine import TERMINAL_STATES
 from stream_processors.webhook_payload import delivery_id, event_type
 
@@ -64,8 +65,7 @@ def backoff_delay_s(
     Uniform in ``[0, min(max_s, initial_s * 2 ** (failures - 1))]``, so receivers
     that failed together do not all come back at the same moment.
     """
-    exponent = min(max(failures - 1, 0), 62)
-    return rng() * min(policy.max_s, policy.initial_s * 2.0**exponent)
+    return full_jitter_s(failures, policy.initial_s, policy.max_s, rng)
 
 
 def classify_response(status_code: int, headers: Mapping[str, str]) -> AttemptResult:

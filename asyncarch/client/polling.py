@@ -3,10 +3,12 @@ backoff (restarting when the task moves) when the API answers without waiting.""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from asyncarch.backoff import capped_exponential_s
 from asyncarch.client.errors import TaskTimeout
 from schemas.states import TERMINAL_STATES
 
@@ -19,10 +21,8 @@ StatusCallback = Callable[[dict[str, Any]], object]
 
 def backoff_delays(initial_s: float, maximum_s: float, factor: float = 2.0) -> Iterator[float]:
     """Exponential delays: ``initial_s``, then times ``factor``, capped at ``maximum_s``."""
-    delay = min(initial_s, maximum_s)
-    while True:
-        yield delay
-        delay = min(delay * factor, maximum_s)
+    for attempt in itertools.count(1):
+        yield capped_exponential_s(attempt, initial_s, maximum_s, factor)
 
 
 class StatusPoll:

@@ -10,8 +10,8 @@ after their own retention, so that table stays bounded.
 from __future__ import annotations
 
 import logging
-import time
 
+from asyncarch.clock import now_ms
 from stream_processors.app import app, processor_settings
 from stream_processors.publish import publish_tombstones
 from stream_processors.retention import RetentionPolicy, expired_ids_to_forget, tasks_to_expire
@@ -43,12 +43,12 @@ async def expire_finished_tasks() -> None:
     """Remove this worker's tasks that finished more than the TTL ago."""
     if app.rebalancing or app.in_recovery:
         return
-    now_ms = int(time.time() * 1000)
-    due = tasks_to_expire(owned_items(task_states), now_ms, POLICY)
+    now = now_ms()
+    due = tasks_to_expire(owned_items(task_states), now, POLICY)
     if due:
         await publish_tombstones(due)
-        _remove(due, now_ms)
-    for task_id in expired_ids_to_forget(dict(owned_items(expired_tasks)), now_ms, POLICY):
+        _remove(due, now)
+    for task_id in expired_ids_to_forget(dict(owned_items(expired_tasks)), now, POLICY):
         delete_outside_stream(expired_tasks, task_id)
 
 

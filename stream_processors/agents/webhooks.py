@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from asyncarch.clock import now_ms
 from stream_processors.app import app, processor_settings
 from stream_processors.metrics import WEBHOOK_ATTEMPTS
 from stream_processors.tables import (
@@ -69,8 +70,8 @@ def schedule_webhook(state: Mapping[str, Any] | None) -> None:
     if state is None or not needs_delivery(state) or state["task_id"] in webhook_deliveries:
         return
     task_id = state["task_id"]
-    webhook_deliveries[task_id] = new_delivery(state, _now_ms(), POLICY)
-    due.schedule(task_id, _now_ms())
+    webhook_deliveries[task_id] = new_delivery(state, now_ms(), POLICY)
+    due.schedule(task_id, now_ms())
 
 
 @app.timer(interval=processor_settings.webhook_poll_interval_s)
@@ -83,7 +84,7 @@ async def dispatch_webhooks() -> None:
         due.reset(_pending_in(owned))
         _scanned.update(partitions=owned, at=time.monotonic())
     room = processor_settings.webhook_concurrency - len(due.in_flight)
-    for task_id in due.take(_now_ms(), room):
+    for task_id in due.take(now_ms(), room):
         if task_partition(task_id) in owned:
             due.in_flight.add(task_id)
             app.add_future(_attempt(task_id))
@@ -102,7 +103,7 @@ async def _deliver(task_id: str) -> None:
     delivery, state = webhook_deliveries.get(task_id), task_states.get(task_id)
     if delivery is None or state is None or delivery["status"] != PENDING:
         return
-    started = _now_ms()
+    started = now_ms()
     number = delivery["attempt_count"] + 1
     body = webhook_body(state)
     secret = processor_settings.webhook_secret.get_secret_value()
@@ -149,7 +150,3 @@ def _pending_in(owned: frozenset[int]) -> Iterator[tuple[str, int]]:
 @cache
 def _http_client() -> httpx.AsyncClient:
     return new_http_client(processor_settings.webhook_timeout_s)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
