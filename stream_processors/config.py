@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from asyncarch.local_kafka import cache_root
+from asyncarch.paths import cache_root
 
 __all__ = ["DEV_WEBHOOK_SECRET", "ProcessorSettings"]
 
