@@ -90,7 +90,7 @@ def _processor(_: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from stream_processors.subscriber import TailOptions, run_tail
+    from asyncarch.tail import TailOptions, run_tail
 
     options = TailOptions(
         states=frozenset(args.state or ()),

@@ -7,6 +7,7 @@ import json
 
 import fastavro
 
+from asyncarch.tail import describe_change
 from schemas.codec import SCHEMA_DIR, codec_for
 from stream_processors.public_state import (
     encode_state_changed,
@@ -14,7 +15,6 @@ from stream_processors.public_state import (
     summarize_result,
 )
 from stream_processors.state_machine import TaskEvent, apply
-from stream_processors.subscriber import describe_change
 
 VECTOR = [0.01 * i for i in range(384)]
 REQUEST = TaskEvent(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import murmur2
 
-from stream_processors.app import app  # before tables: they register on the app
+from stream_processors.app import app
 from stream_processors.config import ProcessorSettings
 from stream_processors.tables import expired_tasks, task_partition, task_states
 
