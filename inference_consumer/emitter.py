@@ -12,6 +12,7 @@ from inference_consumer.inference import TaskOutcome
 from inference_consumer.model import ModelIdentity
 from schemas.codec import codec_for
 from schemas.headers import child_traceparent, event_headers, header_value
+from schemas.records import task_status_record
 from schemas.topics import TopicSettings
 
 __all__ = ["EventEmitter"]
@@ -37,15 +38,15 @@ class EventEmitter:
         progress: float | None = None,
     ) -> None:
         """Produce a TaskStatus event for a task."""
-        event = {
-            "task_id": request["task_id"],
-            "state": state,
-            "attempt": attempt,
-            "worker": self.worker_id,
-            "progress": progress,
-            "error": error,
-            "occurred_at": now_ms(),
-        }
+        event = task_status_record(
+            request["task_id"],
+            state,
+            now_ms(),
+            attempt=attempt,
+            worker=self.worker_id,
+            progress=progress,
+            error=error,
+        )
         self._produce(producer, "TaskStatus", self.topics.status, event, parent)
 
     def outcome(self, producer: Producer, outcome: TaskOutcome, parent: Message) -> None:

@@ -28,6 +28,8 @@ from producer_api.broker_connectivity import BrokerConnectivity
 from producer_api.exceptions import BrokersDown, BrokerUnavailable
 from schemas.codec import codec_for
 from schemas.headers import event_headers, new_traceparent
+from schemas.records import task_status_record
+from schemas.states import CANCELLED
 from schemas.topics import TopicSettings
 
 __all__ = ["TaskPublisher"]
@@ -66,15 +68,7 @@ class TaskPublisher:
 
     async def publish_cancellation(self, task_id: str) -> tuple[int, int]:
         """Write a CANCELLED TaskStatus to the cancellations topic."""
-        event = {
-            "task_id": task_id,
-            "state": "CANCELLED",
-            "attempt": 0,
-            "worker": "",
-            "progress": None,
-            "error": None,
-            "occurred_at": now_ms(),
-        }
+        event = task_status_record(task_id, CANCELLED, now_ms(), attempt=0)
         return await self._publish(self.topics.cancellations, "TaskStatus", event)
 
     async def _publish(self, topic: str, event_type: str, event: dict[str, Any]) -> tuple[int, int]:
