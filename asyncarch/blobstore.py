@@ -18,11 +18,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from asyncarch.blob_ref import BlobError, BlobRef, verify_blob
-from asyncarch.paths import cache_root
+from asyncarch.config import BlobSettings
 
 __all__ = [
     "BlobError",
@@ -33,15 +30,6 @@ __all__ = [
     "open_store",
     "verify_blob",
 ]
-
-
-class BlobSettings(BaseSettings):
-    """Where documents are stored; env prefix ``BLOB_``."""
-
-    model_config = SettingsConfigDict(env_prefix="BLOB_", frozen=True)
-
-    url: str = Field(default_factory=lambda: (cache_root() / "blobs").as_uri())
-    s3_endpoint_url: str | None = None
 
 
 class BlobStore(Protocol):

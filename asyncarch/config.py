@@ -1,13 +1,15 @@
-"""Settings shared by every service: how to reach Kafka."""
+"""Settings shared by every service: how to reach Kafka, where documents are stored."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["KafkaSettings"]
+from asyncarch.paths import cache_root
+
+__all__ = ["BlobSettings", "KafkaSettings"]
 
 
 class KafkaSettings(BaseSettings):
@@ -58,3 +60,12 @@ class KafkaSettings(BaseSettings):
                 **overrides,
             }
         )
+
+
+class BlobSettings(BaseSettings):
+    """Where documents are stored; env prefix ``BLOB_``."""
+
+    model_config = SettingsConfigDict(env_prefix="BLOB_", frozen=True)
+
+    url: str = Field(default_factory=lambda: (cache_root() / "blobs").as_uri())
+    s3_endpoint_url: str | None = None
