@@ -12,8 +12,8 @@ import pytest
 
 from asyncarch.config import KafkaSettings
 from producer_api.security import hash_api_key
+from tests.helpers import read_all
 from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state
-from tests.integration.test_events_on_kafka import read_all
 
 pytestmark = pytest.mark.integration
 

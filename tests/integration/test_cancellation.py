@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from asyncarch.config import KafkaSettings
+from tests.helpers import read_all
 from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state
-from tests.integration.test_events_on_kafka import read_all
 
 pytestmark = pytest.mark.integration
 

@@ -4,42 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-import time
-import uuid
 
 import fastavro
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
-from asyncarch.config import KafkaSettings
 from schemas.codec import SCHEMA_DIR, codec_for
 from schemas.headers import header_value
+from tests.helpers import read_all
 from tests.integration.conftest import Pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
-
-
-def read_all(kafka: KafkaSettings, topic: str, expected: int, timeout_s: float = 30.0) -> list:
-    """Every committed message of a topic from the start, with a fresh group."""
-    consumer = Consumer(
-        kafka.librdkafka(
-            **{
-                "group.id": f"reader-{uuid.uuid4().hex}",
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-            }
-        )
-    )
-    consumer.subscribe([topic])
-    messages: list = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(messages) < expected and time.monotonic() < deadline:
-            messages += [m for m in consumer.consume(100, timeout=0.5) if not m.error()]
-    finally:
-        consumer.close()
-    return messages
 
 
 def test_plain_consumer_decodes_results_with_the_avsc_file_alone(pipeline: Pipeline) -> None:

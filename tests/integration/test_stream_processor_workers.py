@@ -15,6 +15,7 @@ from aiokafka.partitioner import murmur2
 
 from asyncarch.config import KafkaSettings
 from asyncarch.supervisor import ServiceGroup
+from tests.helpers import submit_similarity_tasks, wait_healthy
 from tests.integration.conftest import (
     TEST_PARTITIONS,
     Pipeline,
@@ -22,7 +23,6 @@ from tests.integration.conftest import (
     launch_pipeline,
     wait_for_state,
 )
-from tests.integration.test_stream_task_state_topic import submit_similarity_tasks
 
 pytestmark = pytest.mark.integration
 
@@ -33,21 +33,6 @@ FINAL = {"SUCCESS", "FAILED"}
 def task_partition(task_id: str) -> int:
     """The partition the producers (Java murmur2) put a task on."""
     return (murmur2(task_id.encode()) & 0x7FFFFFFF) % TEST_PARTITIONS
-
-
-def wait_healthy(port: int, services: ServiceGroup, timeout_s: float = 180.0) -> dict:
-    """Poll a Faust worker's /health/ until it answers 200; its body."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert services.first_exited() is None, f"{services.first_exited()} exited"
-        try:
-            response = httpx.get(f"http://127.0.0.1:{port}/health/", timeout=2)
-            if response.status_code == 200:
-                return response.json()
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"Faust worker on port {port} not healthy within {timeout_s}s")
 
 
 def wait_for_split(ports: list[int], services: ServiceGroup, timeout_s: float = 180.0) -> dict:

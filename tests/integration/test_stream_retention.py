@@ -10,11 +10,8 @@ import pytest
 from confluent_kafka import Consumer
 
 from asyncarch.config import KafkaSettings
+from tests.helpers import replay_task_states, submit_similarity_tasks
 from tests.integration.conftest import launch_pipeline, wait_for_state
-from tests.integration.test_stream_task_state_topic import (
-    replay_task_states,
-    submit_similarity_tasks,
-)
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,6 @@ Also the example subscriber, ``asyncarch tail``, run as a real process.
 
 from __future__ import annotations
 
-import io
-import json
 import signal
 import subprocess
 import sys
@@ -16,15 +14,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import fastavro
 import httpx
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from asyncarch.config import KafkaSettings
-from schemas.codec import SCHEMA_DIR, codec_for
-from schemas.headers import event_headers, header_value
+from schemas.codec import codec_for
+from schemas.headers import event_headers
 from schemas.topics import TopicSettings
+from tests.helpers import replay_task_states, submit_similarity_tasks
 from tests.integration.conftest import Pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
@@ -32,61 +30,6 @@ pytestmark = pytest.mark.integration
 TASKS = 8
 TAIL_ARGS = ("tail", "--state", "SUCCESS", "--from-beginning")
 COMPARED = ("kind", "attempt", "submitted_at", "updated_at", "error")
-
-
-def submit_similarity_tasks(client: httpx.Client, count: int, tag: str = "") -> list[str]:
-    """Post ``count`` similarity tasks; their ids."""
-    task_ids = []
-    for i in range(count):
-        response = client.post(
-            "/v1/tasks",
-            json={"kind": "similarity", "inputs": {"item_a": f"{tag} TV {i}", "item_b": "Samsung"}},
-        )
-        assert response.status_code == 202, response.text
-        task_ids.append(response.json()["task_id"])
-    return task_ids
-
-
-def replay_task_states(
-    kafka: KafkaSettings, topic: str, until: Any, timeout_s: float = 30.0
-) -> dict[str, dict[str, Any] | None]:
-    """Read ``topic`` from offset 0 with a plain consumer and the .avsc alone; the
-    latest record per key (None for a tombstone), once ``until(latest)`` holds."""
-    schema = fastavro.parse_schema(json.loads((SCHEMA_DIR / "task_state.avsc").read_text()))
-    consumer = Consumer(
-        kafka.librdkafka(
-            **{
-                "group.id": f"replay-{uuid.uuid4().hex}",
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-            }
-        )
-    )
-    consumer.subscribe([topic])
-    latest: dict[str, dict[str, Any] | None] = {}
-    deadline = time.monotonic() + timeout_s
-    try:
-        while not until(latest) and time.monotonic() < deadline:
-            for message in consumer.consume(100, timeout=0.5):
-                assert not message.error(), message.error()
-                value = message.value()
-                record = _avro_body(value, schema) if value is not None else None
-                latest[message.key().decode()] = record
-                assert header_value(message.headers(), "event-type") == "TaskStateChanged"
-    finally:
-        consumer.close()
-    return latest
-
-
-def _avro_body(value: bytes, schema: Any) -> dict[str, Any]:
-    """Decode a single-object Avro message by skipping its 10-byte header."""
-    assert value[:2] == b"\xc3\x01"
-    record: dict[str, Any] = fastavro.schemaless_reader(io.BytesIO(value[10:]), schema)
-    for key in ("submitted_at", "updated_at"):
-        if record[key] is not None:
-            record[key] = int(record[key].timestamp() * 1000)
-    return record
 
 
 def inject_failed_task(kafka: KafkaSettings, topics: TopicSettings) -> str:

@@ -20,8 +20,8 @@ import pytest
 
 from asyncarch.client import WebhookSignatureError, verify_webhook_signature
 from asyncarch.config import KafkaSettings
+from tests.helpers import wait_healthy
 from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state, wait_for_task
-from tests.integration.test_stream_processor_workers import wait_healthy
 
 pytestmark = pytest.mark.integration
 

@@ -7,20 +7,11 @@ import itertools
 from pathlib import Path
 
 import pytest
-from fpdf import FPDF
 
 from asyncarch.blobstore import BlobError, BlobRef, BlobSettings, LocalBlobStore, open_store
 from inference_consumer.documents import chunk_text, extract_text
 from inference_consumer.exceptions import InvalidTaskInputs
-
-
-def make_pdf(lines: list[str]) -> bytes:
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("Helvetica", size=12)
-    for line in lines:
-        pdf.cell(0, 10, line, new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
+from tests.helpers import make_pdf
 
 
 def test_pdf_text_is_extracted() -> None:

@@ -1,0 +1,133 @@
+"""Builders and readers shared by test modules, so that no test module imports another.
+
+Fixtures stay in the ``conftest.py`` files; plain functions that several test
+modules call live here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from typing import Any
+
+import fastavro
+import httpx
+from confluent_kafka import Consumer
+from fpdf import FPDF
+
+from asyncarch.config import KafkaSettings
+from asyncarch.supervisor import ServiceGroup
+from schemas.codec import SCHEMA_DIR
+from schemas.headers import header_value
+
+__all__ = [
+    "make_pdf",
+    "read_all",
+    "replay_task_states",
+    "submit_similarity_tasks",
+    "wait_healthy",
+]
+
+
+def read_all(kafka: KafkaSettings, topic: str, expected: int, timeout_s: float = 30.0) -> list:
+    """Every committed message of a topic from the start, with a fresh group."""
+    consumer = Consumer(
+        kafka.librdkafka(
+            **{
+                "group.id": f"reader-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+            }
+        )
+    )
+    consumer.subscribe([topic])
+    messages: list = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(messages) < expected and time.monotonic() < deadline:
+            messages += [m for m in consumer.consume(100, timeout=0.5) if not m.error()]
+    finally:
+        consumer.close()
+    return messages
+
+
+def wait_healthy(port: int, services: ServiceGroup, timeout_s: float = 180.0) -> dict:
+    """Poll a Faust worker's /health/ until it answers 200; its body."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert services.first_exited() is None, f"{services.first_exited()} exited"
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/health/", timeout=2)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"Faust worker on port {port} not healthy within {timeout_s}s")
+
+
+def submit_similarity_tasks(client: httpx.Client, count: int, tag: str = "") -> list[str]:
+    """Post ``count`` similarity tasks; their ids."""
+    task_ids = []
+    for i in range(count):
+        response = client.post(
+            "/v1/tasks",
+            json={"kind": "similarity", "inputs": {"item_a": f"{tag} TV {i}", "item_b": "Samsung"}},
+        )
+        assert response.status_code == 202, response.text
+        task_ids.append(response.json()["task_id"])
+    return task_ids
+
+
+def replay_task_states(
+    kafka: KafkaSettings, topic: str, until: Any, timeout_s: float = 30.0
+) -> dict[str, dict[str, Any] | None]:
+    """Read ``topic`` from offset 0 with a plain consumer and the .avsc alone; the
+    latest record per key (None for a tombstone), once ``until(latest)`` holds."""
+    schema = fastavro.parse_schema(json.loads((SCHEMA_DIR / "task_state.avsc").read_text()))
+    consumer = Consumer(
+        kafka.librdkafka(
+            **{
+                "group.id": f"replay-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+            }
+        )
+    )
+    consumer.subscribe([topic])
+    latest: dict[str, dict[str, Any] | None] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not until(latest) and time.monotonic() < deadline:
+            for message in consumer.consume(100, timeout=0.5):
+                assert not message.error(), message.error()
+                value = message.value()
+                record = _avro_body(value, schema) if value is not None else None
+                latest[message.key().decode()] = record
+                assert header_value(message.headers(), "event-type") == "TaskStateChanged"
+    finally:
+        consumer.close()
+    return latest
+
+
+def _avro_body(value: bytes, schema: Any) -> dict[str, Any]:
+    """Decode a single-object Avro message by skipping its 10-byte header."""
+    assert value[:2] == b"\xc3\x01"
+    record: dict[str, Any] = fastavro.schemaless_reader(io.BytesIO(value[10:]), schema)
+    for key in ("submitted_at", "updated_at"):
+        if record[key] is not None:
+            record[key] = int(record[key].timestamp() * 1000)
+    return record
+
+
+def make_pdf(lines: list[str]) -> bytes:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    for line in lines:
+        pdf.cell(0, 10, line, new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
