@@ -15,9 +15,9 @@ from asyncarch.logs import configure_logging
 from producer_api.api.routes import health, seed, task_events, tasks
 from producer_api.body_limit import BodySizeLimit
 from producer_api.core.config import ApiSettings
-from producer_api.errors import install_error_handlers
 from producer_api.limits import RateLimiter, WaitingTasksMonitor
 from producer_api.models import PROBLEM_SCHEMAS, TASK_SCHEMA_DEFS
+from producer_api.problems import install_error_handlers
 from producer_api.publisher import TaskPublisher
 from producer_api.task_state import TaskStateClient
 from schemas.topics import TopicSettings

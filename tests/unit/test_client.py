@@ -43,7 +43,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 def problem(
     status: int, title: str, detail: str, retry_after: str = "5", **extra: object
 ) -> httpx.Response:
-    """A problem body as producer_api.errors writes it (503 carries Retry-After)."""
+    """A problem body as producer_api.problems writes it (503 carries Retry-After)."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {"content-type": PROBLEM, **({"Retry-After": retry_after} if status == 503 else {})}
     return httpx.Response(status, content=json.dumps(body).encode(), headers=headers)

@@ -27,9 +27,9 @@ from producer_api.api.deps import (
     SubmitterDep,
     TaskStateDep,
 )
-from producer_api.errors import PROBLEM
 from producer_api.exceptions import UnsupportedMediaType
 from producer_api.models import TASK_REQUEST_BODY, DocumentSearchForm, TaskAccepted, Text
+from producer_api.problems import PROBLEM
 from producer_api.security import Caller
 from producer_api.submission import Submission, read_document_form
 from schemas.states import TERMINAL_STATES

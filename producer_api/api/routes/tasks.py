@@ -17,7 +17,6 @@ from producer_api.api.deps import (
     SubmitterDep,
     TaskStateDep,
 )
-from producer_api.errors import PROBLEM
 from producer_api.exceptions import TaskAlreadyFinished
 from producer_api.models import (
     TASK_REQUEST_BODY,
@@ -25,6 +24,7 @@ from producer_api.models import (
     TaskResultView,
     TaskStatusView,
 )
+from producer_api.problems import PROBLEM
 from producer_api.submission import Submission, parse_json_task, read_document_form
 from schemas.states import TERMINAL_STATES
 

@@ -14,11 +14,16 @@ from producer_api.exceptions import ApiError
 from producer_api.metrics import TASKS_REJECTED
 from producer_api.models import TASK_KINDS
 
-__all__ = ["PROBLEM", "install_error_handlers"]
+__all__ = ["PROBLEM", "PROBLEM_JSON", "install_error_handlers", "problem_body"]
 
 PROBLEM_JSON = "application/problem+json"
 # An error response in route metadata; main.py fills in the Problem schema.
 PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+
+
+def problem_body(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The members of an RFC 9457 problem body."""
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
 
 
 def problem(
@@ -26,7 +31,7 @@ def problem(
 ) -> JSONResponse:
     """An RFC 9457 problem response."""
     TASKS_REJECTED.labels(status=str(status)).inc()
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    body = problem_body(status, title, detail, **extra)
     return JSONResponse(
         jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
     )
