@@ -10,23 +10,40 @@ before it hands over the next batch, so batches still commit in order.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from confluent_kafka import KafkaException, Message, Producer, TopicPartition
 
 from inference_consumer.emitter import EventEmitter
 from inference_consumer.inference import TaskOutcome
-from inference_consumer.transactions import retry_retriable, stage
+from inference_consumer.transactions import TransactionStuck, retry_retriable, stage
 
-__all__ = ["BatchCommitter", "FinishedBatch", "next_offsets", "offset_of", "partition_of"]
+__all__ = [
+    "BatchCommitter",
+    "FinishedBatch",
+    "Outcome",
+    "next_offsets",
+    "offset_of",
+    "partition_of",
+]
 
 log = logging.getLogger(__name__)
 # Bound on one blocking transactional call; a retriable failure is tried again.
 TXN_CALL_TIMEOUT_S = 10.0
+
+
+class Outcome(Enum):
+    """What became of a batch's transaction."""
+
+    COMMITTED = "committed"
+    ABORTED = "aborted"  # consume the batch again from its first offsets
+    UNKNOWN = "unknown"  # the producer was replaced: consume again from the committed offsets
 
 
 @dataclass
@@ -44,28 +61,44 @@ class BatchCommitter:
     """One transactional producer and the single thread that drives it."""
 
     def __init__(
-        self, producer: Producer, emitter: EventEmitter, keep_trying: Callable[[], bool]
+        self,
+        new_producer: Callable[[], Producer],
+        emitter: EventEmitter,
+        keep_trying: Callable[[], bool],
+        transaction_timeout_s: float,
     ) -> None:
-        self.producer = producer
+        self._new_producer = new_producer
+        self.producer = new_producer()
         self.emitter = emitter
         self._keep_trying = keep_trying
+        self._transaction_timeout_s = transaction_timeout_s
+        # By then the coordinator has aborted an unfinished transaction anyway.
+        self._stuck_after_s = transaction_timeout_s + TXN_CALL_TIMEOUT_S
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transactions")
-        self._in_flight: Future[bool] | None = None
+        self._in_flight: Future[Outcome] | None = None
 
     def init(self) -> None:
         """Fence a predecessor with the same transactional.id and abort its open
-        transaction; retried while the broker is not reachable yet."""
-        self._retry(lambda: self.producer.init_transactions(TXN_CALL_TIMEOUT_S), "init")
+        transaction; retried while the broker is not reachable yet, with a new
+        producer whenever one gets stuck."""
+        while True:
+            try:
+                self._retry(lambda: self.producer.init_transactions(TXN_CALL_TIMEOUT_S), "init")
+                return
+            except TransactionStuck as exc:
+                log.warning(
+                    "init_transactions stuck; trying a new producer", extra={"error": str(exc)}
+                )
+                self.producer = self._new_producer()
 
     def submit(self, batch: FinishedBatch) -> None:
         """Start committing ``batch``; call ``wait`` before the next ``submit``."""
         assert self._in_flight is None, "one transaction at a time"
         self._in_flight = self._thread.submit(self._commit, batch)
 
-    def wait(self) -> bool | None:
-        """Wait for the transaction in flight: True if committed, False if aborted
-        (its batch must be consumed again), None if there was none. A fatal error
-        (this producer was fenced) is raised."""
+    def wait(self) -> Outcome | None:
+        """Wait for the transaction in flight; None if there was none. A fatal
+        error (this producer was fenced) is raised."""
         in_flight, self._in_flight = self._in_flight, None
         return None if in_flight is None else in_flight.result()
 
@@ -78,22 +111,48 @@ class BatchCommitter:
         """Stop the thread (after the transaction in flight)."""
         self._thread.shutdown(wait=True)
 
-    def _commit(self, batch: FinishedBatch) -> bool:
+    def _commit(self, batch: FinishedBatch) -> Outcome:
+        started = time.monotonic()
         try:
             self._transact(batch)
+        except TransactionStuck as exc:
+            return self._start_over("transaction stuck", exc)
         except KafkaException as exc:
-            error = exc.args[0]
-            if not error.txn_requires_abort():
-                log.error("transaction failed fatally", extra={"error": str(error)})
-                raise
+            if not exc.args[0].txn_requires_abort():
+                return self._after_fatal(exc, started)
             log.warning(
-                "transaction aborted; batch will be consumed again", extra={"error": str(error)}
+                "transaction aborted; batch will be consumed again", extra={"error": str(exc)}
             )
-            retry_retriable(
-                lambda: self.producer.abort_transaction(TXN_CALL_TIMEOUT_S), "abort", lambda: True
-            )
-            return False
-        return True
+            try:
+                self._retry(lambda: self.producer.abort_transaction(TXN_CALL_TIMEOUT_S), "abort")
+            except TransactionStuck as stuck:
+                return self._start_over("abort stuck", stuck)
+            except KafkaException as fatal:
+                return self._after_fatal(fatal, started)
+            return Outcome.ABORTED
+        return Outcome.COMMITTED
+
+    def _after_fatal(self, exc: KafkaException, started: float) -> Outcome:
+        """A fatal error (fenced). If the transaction had outlived its timeout (the
+        broker was away), the coordinator aborted it and bumped the epoch itself:
+        start over with a new producer. Otherwise a newer instance holds this
+        transactional.id and this worker must stop: the error is raised."""
+        if time.monotonic() - started > self._transaction_timeout_s:
+            return self._start_over("fenced after the transaction timed out", exc)
+        log.error("transaction failed fatally", extra={"error": str(exc)})
+        raise exc
+
+    def _start_over(self, why: str, exc: Exception) -> Outcome:
+        log.warning(f"{why}; replacing the producer", extra={"error": str(exc)})
+        self._replace_producer()
+        return Outcome.UNKNOWN
+
+    def _replace_producer(self) -> None:
+        """A new producer with the same transactional.id: its init fences the old one
+        and completes or aborts the old one's transaction, whichever it had reached."""
+        self.producer.purge()
+        self.producer = self._new_producer()
+        self.init()
 
     def _transact(self, batch: FinishedBatch) -> None:
         """Results, FAILED statuses, dead letters and the batch's offsets: one transaction."""
@@ -114,7 +173,7 @@ class BatchCommitter:
             self._retry(lambda: self.producer.commit_transaction(TXN_CALL_TIMEOUT_S), "commit")
 
     def _retry(self, operation: Callable[[], None], name: str) -> None:
-        retry_retriable(operation, name, self._keep_trying)
+        retry_retriable(operation, name, self._keep_trying, give_up_after_s=self._stuck_after_s)
 
 
 def partition_of(message: Message) -> tuple[str, int]:

@@ -31,7 +31,8 @@ class WorkerSettings(BaseSettings):
     device: str = "auto"
     torch_threads: int = Field(default=1, ge=1)
     max_batch: int = Field(default=32, ge=1)
-    max_wait_ms: int = Field(default=2, ge=0)
+    # Linger for stragglers after a batch of more than one task (under load only).
+    max_wait_ms: int = Field(default=20, ge=0)
     poll_timeout_ms: int = Field(default=100, ge=1)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     # How soon the group notices a crashed worker and hands its partitions on

@@ -15,7 +15,13 @@ from schemas.headers import child_traceparent, event_headers, header_value
 from schemas.records import task_status_record
 from schemas.topics import TopicSettings
 
-__all__ = ["EventEmitter"]
+__all__ = ["DEAD_LETTER_VALUE_LIMIT", "EventEmitter"]
+
+# A dead letter carries the original value; one near Kafka's message size limit
+# (about 1 MB) would make the dead letter itself too large, fail the transaction
+# and stall its partition. Past this size the copy is cut (the original stays on
+# its topic, at the offset the ``source`` header names).
+DEAD_LETTER_VALUE_LIMIT = 256 * 1024
 
 
 class EventEmitter:
@@ -82,12 +88,13 @@ class EventEmitter:
         Headers carry the error, a stack summary when there is one, and the
         original topic/partition@offset.
         """
+        value = message.value()
         event = {
             "source_topic": message.topic(),
             "source_partition": message.partition(),
             "source_offset": message.offset(),
             "key": message.key(),
-            "value": message.value(),
+            "value": value if value is None else value[:DEAD_LETTER_VALUE_LIMIT],
             "error_type": error_type,
             "error_message": error_message,
             "failed_at": now_ms(),
@@ -107,6 +114,8 @@ class EventEmitter:
         ]
         if stack:
             headers.append(("error-stack", stack.encode()))
+        if value is not None and len(value) > DEAD_LETTER_VALUE_LIMIT:
+            headers.append(("value-truncated-from", str(len(value)).encode()))
         producer.produce(
             self.topics.dead_letters, key=key, value=codec.encode(event), headers=headers
         )

@@ -18,10 +18,19 @@ from confluent_kafka import KafkaException
 
 from inference_consumer.metrics import STAGE_SECONDS, TRANSACTION_RETRIES
 
-__all__ = ["retry_retriable", "stage"]
+__all__ = ["TransactionStuck", "retry_retriable", "stage"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class TransactionStuck(Exception):
+    """A transactional call kept failing with retriable errors past its bound.
+
+    Seen after a broker restart: librdkafka's request to the transaction
+    coordinator stays in its out-queue and every retry times out. The outcome
+    of the transaction is unknown; only a new producer gets unstuck.
+    """
 
 
 def retry_retriable(
@@ -29,13 +38,16 @@ def retry_retriable(
     name: str,
     keep_trying: Callable[[], bool],
     max_delay_s: float = 2.0,
+    give_up_after_s: float | None = None,
 ) -> T:
     """``operation()``, called again with backoff while it fails with a retriable error.
 
     Raises the last KafkaException when it is not retriable, or once
-    ``keep_trying()`` says to stop (the worker is shutting down).
+    ``keep_trying()`` says to stop (the worker is shutting down), and
+    TransactionStuck once ``give_up_after_s`` has passed.
     """
     delay = 0.05
+    deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
     while True:
         try:
             return operation()
@@ -43,6 +55,8 @@ def retry_retriable(
             error = exc.args[0]
             if not error.retriable() or not keep_trying():
                 raise
+            if deadline is not None and time.monotonic() > deadline:
+                raise TransactionStuck(f"{name}: {error}") from exc
             TRANSACTION_RETRIES.labels(operation=name).inc()
             log.warning(
                 "transaction call failed; retrying",

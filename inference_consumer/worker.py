@@ -8,16 +8,18 @@ import signal
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import start_http_server
 
 from asyncarch.blobstore import BlobStore, open_store
 from asyncarch.config import KafkaSettings
-from inference_consumer.batcher import collect_batch
+from inference_consumer.batcher import ConsumerFailed, collect_batch, linger_after
 from inference_consumer.cancellations import CancellationWatcher
 from inference_consumer.committer import (
+    TXN_CALL_TIMEOUT_S,
     BatchCommitter,
     FinishedBatch,
+    Outcome,
     offset_of,
     partition_of,
 )
@@ -58,7 +60,8 @@ class InferenceWorker:
         self.topics = topics
         self.encoder = encoder
         self.emitter = EventEmitter(topics, settings.worker_id, encoder.identity)
-        self.consumer = Consumer(kafka.librdkafka(**self._consumer_config()))
+        self._consumer_settings = kafka.librdkafka(**self._consumer_config())
+        self.consumer = Consumer(self._consumer_settings)
         self.status_producer = Producer(kafka.producer(**{"client.id": settings.worker_id}))
         # A restarted worker with the same worker_id fences and aborts its
         # predecessor's open transaction at once; a new id relies on KIP-447
@@ -74,9 +77,13 @@ class InferenceWorker:
             "retry.backoff.ms": 10,
         }
         self.committer = BatchCommitter(
-            Producer(kafka.producer(**transactional)), self.emitter, lambda: self._running
+            lambda: Producer(kafka.producer(**transactional)),
+            self.emitter,
+            lambda: self._running,
+            transaction_timeout_s=settings.transaction_timeout_ms / 1000,
         )
         self._committing: FinishedBatch | None = None
+        self._linger_s = 0.0
         self.store = store
         self.cancellations = CancellationWatcher(kafka, topics.cancellations)
         self._owned: set[int] = set()
@@ -112,12 +119,7 @@ class InferenceWorker:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self.committer.init()
-        self.consumer.subscribe(
-            [self.topics.requests],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
-        )
+        self._subscribe()
         log.info(
             "worker consuming",
             extra={"topic": self.topics.requests, "group": self.settings.group_id},
@@ -132,16 +134,44 @@ class InferenceWorker:
             self.cancellations.close()
             log.info("worker stopped")
 
+    def _subscribe(self) -> None:
+        self.consumer.subscribe(
+            [self.topics.requests],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+
+    def _replace_consumer(self, reason: ConsumerFailed) -> None:
+        """A fresh consumer in place of one that failed fatally; it resumes from the
+        group's committed offsets once the transaction in flight has finished."""
+        log.error("consumer failed; replacing it", extra={"error": str(reason)})
+        committing, self._committing = self._committing, None
+        if self.committer.wait() is Outcome.COMMITTED and committing is not None:
+            _record(committing)  # else the new consumer starts before it anyway
+        try:
+            self.consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("closing the failed consumer", extra={"error": str(exc)})
+        self._owned.clear()
+        self.consumer = Consumer(self._consumer_settings)
+        self._subscribe()
+
     def _loop(self) -> None:
         """Infer batch n+1 while batch n's transaction commits on the committer's thread."""
         while self._running:
             self._revoked.clear()
-            batch = collect_batch(
-                self.consumer,
-                self.settings.max_batch,
-                self.settings.max_wait_ms / 1000,
-                self.settings.poll_timeout_ms / 1000,
-            )
+            try:
+                batch = collect_batch(
+                    self.consumer,
+                    self.settings.max_batch,
+                    self._linger_s,
+                    self.settings.poll_timeout_ms / 1000,
+                )
+            except ConsumerFailed as exc:
+                self._replace_consumer(exc)
+                continue
+            self._linger_s = linger_after(batch, self.settings.max_wait_ms / 1000)
             batch = [m for m in batch if partition_of(m) not in self._revoked]
             finished = self.infer(batch) if batch else None
             if not self._settle(finished) or finished is None:
@@ -163,13 +193,17 @@ class InferenceWorker:
         """Wait for the transaction in flight. If it aborted, rewind to its batch and
         drop ``next_batch`` too (both are consumed again); False then."""
         committing, self._committing = self._committing, None
-        committed = self.committer.wait()
-        if committing is None or committed is None:
+        outcome = self.committer.wait()
+        if committing is None or outcome is None:
             return True
-        if committed:
+        if outcome is Outcome.COMMITTED:
             _record(committing)
             return True
-        self._rewind(committing.messages + (next_batch.messages if next_batch else []))
+        messages = committing.messages + (next_batch.messages if next_batch else [])
+        if outcome is Outcome.ABORTED:
+            self._rewind(messages)
+        else:
+            self._rewind_to_committed(messages)
         return False
 
     def _without_cancelled(
@@ -247,6 +281,31 @@ class InferenceWorker:
         for (topic, partition), offset in first.items():
             if (topic, partition) not in self._revoked:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
+
+    def _rewind_to_committed(self, batch: list[Message]) -> None:
+        """After a transaction whose outcome is unknown: consume again from the
+        group's committed offsets (past the batch if that transaction committed)."""
+        first: dict[tuple[str, int], int] = {}
+        for message in batch:
+            first.setdefault(partition_of(message), offset_of(message))
+        owned = [TopicPartition(t, p) for (t, p) in first if (t, p) not in self._revoked]
+        committed = self._read_committed_offsets(owned)
+        for tp in committed:
+            offset = tp.offset if tp.offset >= 0 else first[(tp.topic, tp.partition)]
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        log.warning("rewound to the committed offsets", extra={"partitions": len(committed)})
+
+    def _read_committed_offsets(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        delay = 0.1
+        while True:
+            try:
+                return list(self.consumer.committed(partitions, timeout=TXN_CALL_TIMEOUT_S))
+            except KafkaException as exc:
+                if not self._running:
+                    raise
+                log.warning("committed offsets unavailable; retrying", extra={"error": str(exc)})
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         REBALANCES.labels(event="assigned").inc()

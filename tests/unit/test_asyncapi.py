@@ -168,7 +168,7 @@ def test_headers_are_the_ones_every_event_carries(doc: dict[str, Any]) -> None:
 def test_dead_letter_headers_name_the_error(doc: dict[str, Any]) -> None:
     """The dead-letter headers are the error headers the worker's emitter adds."""
     emitter = (ROOT / "inference_consumer" / "emitter.py").read_text()
-    added = set(re.findall(r"\(\"((?:error|source)[\w-]*)\"", emitter))
+    added = set(re.findall(r"\(\"((?:error|source|value)[\w-]*)\"", emitter))
     assert added >= {"error-type", "error-message", "source"}
     headers = resolve(doc, doc["components"]["messages"]["DeadLetter"]["headers"]["$ref"])
     event = set(doc["components"]["schemas"]["EventHeaders"]["properties"])
