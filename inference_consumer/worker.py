@@ -3,6 +3,7 @@ commit the batch's offsets in one Kafka transaction (KIP-447 fencing)."""
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import time
@@ -343,7 +344,8 @@ def _record(batch: FinishedBatch) -> None:
 
 
 def main() -> None:
-    """Entry point of ``asyncarch worker``."""
+    """Entry point of ``asyncarch worker``; ``kill -USR1 <pid>`` prints every thread's stack."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings = WorkerSettings()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
