@@ -176,12 +176,14 @@ def test_a_worker_killed_in_the_middle_of_200_tasks_loses_and_duplicates_none(
     """Issue #9's bar: restarted, every task done within 30 s of the kill, one result each."""
     base = f"http://127.0.0.1:{stack.env['API_PORT']}"
     with httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(8) as pool:
-        ids = list(pool.map(lambda i: _submit(client, i), range(200)))
+        ids = list(pool.map(lambda i: _submit(client, i), range(100)))
         wait_for_state(client, ids[20], {"SUCCESS"}, 90)
         old = stack.pids()["worker-1"]
         os.kill(old, signal.SIGKILL)
         killed_at = time.monotonic()
-        assert client.get(f"/v1/tasks/{ids[-1]}").json()["status"] not in TERMINAL
+        # The other half arrives while the worker is down: the kill is mid-stream
+        # whatever the worker's speed.
+        ids += list(pool.map(lambda i: _submit(client, i), range(100, 200)))
         states = list(pool.map(lambda t: _finished(client, t, killed_at + 30), ids))
     assert stack.pids()["worker-1"] != old
     assert [s["task_id"] for s in states if s["status"] != "SUCCESS"] == []
