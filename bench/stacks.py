@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,8 +57,27 @@ def _ready(url: str) -> bool:
         return False
 
 
+class _StackProcesses:
+    """What both stacks share: their processes start together and stop together."""
+
+    processes: ProcessSet | None
+
+    def _launch(self, log_dir: Path, start: Callable[[], None]) -> None:
+        """Run ``start`` with a ProcessSet in ``log_dir``; stop what it started if it fails."""
+        self.processes = ProcessSet(log_dir)
+        try:
+            start()
+        except BaseException:
+            self.processes.stop()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        if self.processes is not None:
+            self.processes.stop()
+
+
 @dataclass
-class PipelineStack:
+class PipelineStack(_StackProcesses):
     """Processor, ``workers`` workers and the API on ``partitions``-partition topics."""
 
     bootstrap: str
@@ -73,17 +92,8 @@ class PipelineStack:
 
     def __enter__(self) -> PipelineStack:
         log_dir = Path(tempfile.mkdtemp(prefix=f"pipeline-{self.tag}-", dir=self.work_dir))
-        self.processes = ProcessSet(log_dir)
-        try:
-            self._start(log_dir)
-        except BaseException:
-            self.processes.stop()
-            raise
+        self._launch(log_dir, lambda: self._start(log_dir))
         return self
-
-    def __exit__(self, *_: object) -> None:
-        if self.processes is not None:
-            self.processes.stop()
 
     @property
     def config(self) -> dict[str, Any]:
@@ -162,7 +172,7 @@ class PipelineStack:
 
 
 @dataclass
-class CeleryStack:
+class CeleryStack(_StackProcesses):
     """Redis, ``concurrency`` prefork Celery children and Flask behind gunicorn."""
 
     concurrency: int
@@ -178,18 +188,9 @@ class CeleryStack:
         redis = shutil.which("redis-server")
         if redis is None:
             raise RuntimeError("redis-server is not installed (make bench-deps installs it)")
-        self._log_dir = Path(tempfile.mkdtemp(prefix="celery-", dir=self.work_dir))
-        self.processes = ProcessSet(self._log_dir)
-        try:
-            self._start(redis, self._log_dir)
-        except BaseException:
-            self.processes.stop()
-            raise
+        log_dir = self._log_dir = Path(tempfile.mkdtemp(prefix="celery-", dir=self.work_dir))
+        self._launch(log_dir, lambda: self._start(redis, log_dir))
         return self
-
-    def __exit__(self, *_: object) -> None:
-        if self.processes is not None:
-            self.processes.stop()
 
     @property
     def config(self) -> dict[str, Any]:
