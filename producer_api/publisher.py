@@ -71,13 +71,18 @@ class TaskPublisher:
         event = task_status_record(task_id, CANCELLED, now_ms(), attempt=0)
         return await self._publish(self.topics.cancellations, "TaskStatus", event)
 
-    async def _publish(self, topic: str, event_type: str, event: dict[str, Any]) -> tuple[int, int]:
+    async def ensure_accepting(self) -> None:
+        """Raise BrokersDown at once while every broker is known to be down, so that
+        a caller refuses a write before doing any other work for it."""
         await self._brokers_verdict()
         if self.connectivity.down:
             raise BrokersDown(
                 f"no Kafka broker reachable for {self.connectivity.down_for_s():.1f}s;"
                 " nothing was accepted"
             )
+
+    async def _publish(self, topic: str, event_type: str, event: dict[str, Any]) -> tuple[int, int]:
+        await self.ensure_accepting()
         codec = codec_for(event_type)
         loop = asyncio.get_running_loop()
         acked: asyncio.Future[Message] = loop.create_future()

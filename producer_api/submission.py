@@ -64,6 +64,9 @@ class Submitter:
     async def accept(self, submission: Submission) -> tuple[TaskAccepted, bool]:
         """Publish the request (once Kafka acked it); returns (answer, replayed)."""
         task_id, digest = submission.task_id(), submission.fingerprint()
+        # An outage answers 503 at once; the idempotency lookup below would wait
+        # on the processor, which cannot confirm anything without the broker.
+        await self.publisher.ensure_accepting()
         if submission.idempotency_key is not None and (existing := await self._existing(task_id)):
             if existing.get("request_sha256") != digest:
                 raise IdempotencyConflict(

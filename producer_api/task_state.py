@@ -13,6 +13,10 @@ from producer_api.exceptions import ProcessorUnavailable, TaskExpired, TaskNotFo
 
 __all__ = ["TaskStateClient"]
 
+# A healthy processor answers its health view in milliseconds; a hung one must not
+# hold /readyz past a kubelet's default probe timeout (1 s).
+HEALTH_TIMEOUT_S = 0.8
+
 
 @dataclass(frozen=True)
 class ViewAnswer:
@@ -70,7 +74,7 @@ class TaskStateClient:
     async def healthy(self) -> bool:
         """Whether the stream processor answers and has its partitions."""
         try:
-            answer = await self._request("/health/", {}, 2.0)
+            answer = await self._request("/health/", {}, HEALTH_TIMEOUT_S)
         except ProcessorUnavailable:
             return False
         return answer.status_code == 200

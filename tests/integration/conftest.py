@@ -155,6 +155,16 @@ def launch_pipeline(
     return result
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used a pipeline reports the tail of each service's log."""
+    outcome = yield
+    report = outcome.get_result()
+    running = getattr(item, "funcargs", {}).get("pipeline")
+    if report.failed and isinstance(running, Pipeline):
+        report.sections.append(("pipeline logs", running.logs()))
+
+
 @pytest.fixture(scope="module")
 def pipeline(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     """API, one worker and one Faust processor on fresh topics, shared by a module's tests."""

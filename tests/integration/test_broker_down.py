@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,14 +27,16 @@ SIMILARITY = {"kind": "similarity", "inputs": {"item_a": "TV", "item_b": "Samsun
 FAST_S = 1.0
 
 
-def _start_api(tmp_path: Path, bootstrap: str, prefix: str) -> tuple[ServiceGroup, str]:
+def _start_api(
+    tmp_path: Path, bootstrap: str, prefix: str, processor_url: str | None = None
+) -> tuple[ServiceGroup, str]:
     port = free_port()
     services = ServiceGroup(
         env={
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "API_PORT": str(port),
-            "API_PROCESSOR_URL": f"http://127.0.0.1:{free_port()}",
+            "API_PROCESSOR_URL": processor_url or f"http://127.0.0.1:{free_port()}",
             "TOPIC_PREFIX": prefix,
         },
         log_dir=tmp_path,
@@ -50,14 +53,14 @@ def _start_api(tmp_path: Path, bootstrap: str, prefix: str) -> tuple[ServiceGrou
             time.sleep(0.2)
 
 
-def _post(url: str) -> tuple[httpx.Response, float]:
+def _post(url: str, headers: dict[str, str] | None = None) -> tuple[httpx.Response, float]:
     started = time.monotonic()
-    response = httpx.post(f"{url}/v1/tasks", json=SIMILARITY, timeout=30)
+    response = httpx.post(f"{url}/v1/tasks", json=SIMILARITY, headers=headers, timeout=30)
     return response, time.monotonic() - started
 
 
-def _assert_refused_fast(url: str) -> None:
-    response, elapsed = _post(url)
+def _assert_refused_fast(url: str, headers: dict[str, str] | None = None) -> None:
+    response, elapsed = _post(url, headers)
     assert response.status_code == 503, response.text
     assert elapsed < FAST_S, elapsed
     problem = response.json()
@@ -66,11 +69,26 @@ def _assert_refused_fast(url: str) -> None:
     assert response.headers["Retry-After"] == "1"  # the outage is probed twice a second
 
 
-def test_post_answers_503_within_a_second_when_no_broker_listens(tmp_path: Path) -> None:
-    services, url = _start_api(tmp_path, f"127.0.0.1:{free_port()}", f"down-{uuid.uuid4().hex[:8]}")
+@pytest.fixture
+def hung_processor() -> Iterator[str]:
+    """A processor address that accepts connections and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_post_answers_503_within_a_second_when_no_broker_listens(
+    tmp_path: Path, hung_processor: str
+) -> None:
+    services, url = _start_api(
+        tmp_path, f"127.0.0.1:{free_port()}", f"down-{uuid.uuid4().hex[:8]}", hung_processor
+    )
     try:
-        for _ in range(3):
+        for i in range(3):
             _assert_refused_fast(url)
+            # A retry with an Idempotency-Key must not wait on the task-state lookup.
+            _assert_refused_fast(url, {"Idempotency-Key": f"retry-{i}"})
         assert httpx.get(f"{url}/healthz").status_code == 200
         started = time.monotonic()
         ready = httpx.get(f"{url}/readyz", timeout=10)
