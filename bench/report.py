@@ -139,7 +139,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"# asyncarch bench — {results['started_at']}",
         "",
         f"Host: {results['host']['cpus']} CPUs, torch {results['host']['torch']}, "
-        f"Python {results['host']['python']}. Latency: submit sent → result read back.",
+        f"Python {results['host']['python']}. Latency: submit sent → result read back. "
+        f"Each stack first ran {results.get('warm_up_tasks', 'a few')} tasks at full "
+        "concurrency, unmeasured (a fresh broker's JIT alone doubled its CPU per task).",
         "",
         f"**Model ceiling** (SentenceEncoder direct, batch {ceiling['batch']}, "
         f"{ceiling['torch_threads']} torch thread(s)): **{ceiling['pairs_per_s']:g} pairs/s** "

@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--concurrency", type=int, default=cores, help=f"Celery children (default {cores})")
     add("--poll-ms", type=float, default=50.0, help="status poll interval under load")
     add("--wait-s", type=float, default=5.0, help="long-poll wait asked of the pipeline API")
+    add(
+        "--warm-up",
+        type=int,
+        help="tasks through each stack at full concurrency before it is measured, so the "
+        "broker's JIT, the model and every connection are warm, as in a service that has "
+        "been up a while (default: a tenth of --tasks, at least 16)",
+    )
     add("--sample", type=int, default=32, help="results checked against the model")
     add("--timeout-s", type=float, help="bound on one burst (default 60 s + 0.1 s a task)")
     add("--only", choices=["pipeline", "celery"], help="skip the other stack")
@@ -74,7 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quick(args: argparse.Namespace) -> None:
     args.tasks, args.clients, args.unloaded, args.sample = 40, 8, 5, 8
+    args.warm_up = 8 if args.warm_up is None else args.warm_up
     args.workers, args.concurrency = 1, min(args.concurrency, 2)
+
+
+def warm_up_tasks(args: argparse.Namespace) -> int:
+    """Tasks each stack runs before it is measured."""
+    return args.warm_up if args.warm_up is not None else max(16, args.tasks // 10)
 
 
 def _bound(args: argparse.Namespace, tasks: int) -> float:
@@ -122,8 +135,8 @@ def _run_stack(
 ) -> Iterator[dict[str, Any]]:
     """Burst, then (when ``unloaded``) one task at a time; yields one entry per mode."""
     name = target_for(0).name
-    warm = make_pairs(max(4, 2 * args.clients // 8), seed=1)
-    _warm_up(target_for(0.01), stack.base_url, warm, min(8, len(warm)))
+    warm = make_pairs(warm_up_tasks(args), seed=1)
+    _warm_up(target_for(0.01), stack.base_url, warm, min(args.clients, len(warm)))
     step = max(1, len(pairs) // max(1, args.sample))
     sample = set(range(0, len(pairs), step))
     burst_target, single_target = target_for(args.poll_ms / 1000), target_for(0.01)
@@ -245,6 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "torch_default_threads": torch.get_num_threads(),
         },
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "warm_up_tasks": warm_up_tasks(args),
         "ceiling": ceiling,
         "runs": runs,
         "sweep": sweep,
