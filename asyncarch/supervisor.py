@@ -1,7 +1,9 @@
 """Child services that are restarted when they crash and stopped in order.
 
 ``ServiceGroup`` starts ``asyncarch <verb>`` children (tied to this process:
-see ``asyncarch.process``) with their output prefixed or logged to files.
+see ``asyncarch.process``) with their output prefixed or logged to files. Relayed
+children write JSON log lines; on a terminal (or with ``LOG_FORMAT=text``) each
+is printed as a human line (``asyncarch.logs.render_line``).
 ``Supervisor`` watches a group: a service that fails is restarted after an
 exponential backoff, and ``stop`` takes the services down stage by stage
 (API first, broker last), SIGTERM then SIGKILL.
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asyncarch.logs import log_format, render_line
 from asyncarch.process import describe_exit, spawn, terminate
 from asyncarch.restarts import Backoff, RestartPolicy, SupervisorMetrics, wants_restart
 
@@ -60,23 +63,33 @@ class ServiceGroup:
         """
         command = list(argv) or [sys.executable, "-m", "asyncarch.cli", verb or name]
         out = (self.log_dir / f"{name}.log").open("a") if self.log_dir else None
+        env = {**self.env, **(env or {})}
+        as_text = out is None and log_format(sys.stdout) == "text"
+        if out is None:  # the relay renders JSON lines for people, so it gets JSON lines
+            env["LOG_FORMAT"] = "json"
         process = spawn(
             command,
-            env={**self.env, **(env or {})},
+            env=env,
             stdout=out or subprocess.PIPE,
             pass_fds=pass_fds,
         )
         if out is not None:
             out.close()  # the child has its own copy
         else:
-            threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
+            relay = threading.Thread(target=self._relay, args=(name, process, as_text), daemon=True)
+            relay.start()
         self.processes[name] = process
         return process
 
-    def _relay(self, name: str, process: subprocess.Popen[str]) -> None:
+    def _relay(self, name: str, process: subprocess.Popen[str], as_text: bool) -> None:
         assert process.stdout is not None
+        colour = as_text and sys.stdout.isatty()
         for line in process.stdout:
-            say(name, line)
+            if not as_text:
+                say(name, line)
+                continue
+            for part in render_line(line.rstrip("\n"), colour).splitlines() or [""]:
+                say(name, part)
 
     def first_exited(self) -> str | None:
         """The name of a service that has exited, if any."""

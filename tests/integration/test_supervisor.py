@@ -28,6 +28,7 @@ from asyncarch.config import KafkaSettings
 from asyncarch.local_kafka import LocalKafka, cache_root
 from asyncarch.ownership import busy_ports
 from asyncarch.process import alive, spawn
+from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
 from tests.integration.conftest import free_port, service_env, wait_for_state
 from tests.resilience.audit import committed_results
@@ -279,3 +280,34 @@ def test_sigkill_of_the_supervisor_leaves_nothing_alive_not_even_its_broker(
     eventually(lambda: not [pid for pid in pids.values() if alive(pid)], 15, f"all of {pids} dead")
     assert broker.running_pid() is None
     assert busy_ports("127.0.0.1", ports.values()) == []
+
+
+SERVICE_THAT_LOGS = """
+import logging
+from asyncarch.logs import configure_logging
+configure_logging("producer_api")
+logging.getLogger("uvicorn.error").info("Uvicorn running", extra={"color_message": "\\x1b[1m"})
+logging.getLogger("producer_api.submission").info("task accepted", extra={"task_id": "t1"})
+print("%4|FAIL|rdkafka#producer-1| localhost:9092/bootstrap: Connection refused", flush=True)
+"""
+
+
+def test_log_format_text_renders_each_relayed_json_line_as_a_human_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The supervisor's relay, forced to text; its child still writes JSON (no ``producer_api``)."""
+    monkeypatch.setenv("LOG_FORMAT", "text")
+    group = ServiceGroup(env=dict(os.environ))
+    assert group.start("api", argv=[sys.executable, "-c", SERVICE_THAT_LOGS]).wait(30) == 0
+    relayed: list[str] = []
+
+    def output() -> str | None:
+        relayed.append(capsys.readouterr().out)
+        return "".join(relayed) if "rdkafka" in "".join(relayed) else None
+
+    lines = eventually(output, 10, "the child's lines relayed").splitlines()
+    assert [re.sub(r"\d\d:\d\d:\d\d", "hh:mm:ss", line) for line in lines] == [
+        "      api | hh:mm:ss INFO  Uvicorn running",
+        "      api | hh:mm:ss INFO  task accepted  task_id=t1",
+        "      api | %4|FAIL|rdkafka#producer-1| localhost:9092/bootstrap: Connection refused",
+    ]

@@ -33,7 +33,7 @@ SETTINGS: tuple[type[BaseSettings], ...] = (
     SupervisorSettings,
 )
 # Read by the code outside any settings class.
-OTHER_VARIABLES = {"ASYNCARCH_CACHE", "LOG_LEVEL"}
+OTHER_VARIABLES = {"ASYNCARCH_CACHE", "LOG_LEVEL", "LOG_FORMAT"}
 LINE = re.compile(r"^#?\s?([A-Z][A-Z0-9_]*)=(.*)$")
 
 
