@@ -8,15 +8,19 @@ All are keyed by task id and co-partitioned with the task topics.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
-from aiokafka.partitioner import murmur2
+from faust.types import StoreT
+from yarl import URL
 
 from stream_processors.app import app, topic_settings
+from stream_processors.stores import TaskRocksDBStore, key_partition
 
 __all__ = [
+    "SCAN_CHUNK",
     "TaskTable",
     "delete_outside_stream",
     "expired_tasks",
@@ -40,6 +44,23 @@ class TaskTable(faust.Table):
     def _serializer_from_type(self, typ: Any) -> Any:
         return "raw" if typ is str else super()._serializer_from_type(typ)
 
+    def _new_store_by_url(self, url: str | URL) -> StoreT:
+        """Faust's own store, except that ``rocksdb://`` is the one writable from timers."""
+        if URL(str(url)).scheme != "rocksdb":
+            return super()._new_store_by_url(url)
+        return TaskRocksDBStore(
+            url,
+            self.app,
+            self,
+            table_name=self.name,
+            key_type=self.key_type,
+            key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer,
+            value_type=self.value_type,
+            loop=self.loop,
+            options=self.options,
+        )
+
 
 def _task_table(name: str, help: str) -> TaskTable:
     table = TaskTable(
@@ -56,6 +77,9 @@ def _task_table(name: str, help: str) -> TaskTable:
     return table
 
 
+# Entries a table scan reads between two turns of the event loop.
+SCAN_CHUNK = 100
+
 task_states = _task_table("task-state", "Latest state of every task, keyed by task id")
 expired_tasks = _task_table(
     "expired-tasks", "When each recently expired task expired (epoch ms), keyed by task id"
@@ -70,16 +94,26 @@ def task_partition(task_id: str) -> int:
 
     Every producer uses the Java client's murmur2 partitioner on the task id.
     """
-    return (murmur2(task_id.encode()) & 0x7FFFFFFF) % topic_settings.partitions
+    return key_partition(task_id.encode(), topic_settings.partitions)
 
 
-def owned_items(table: faust.Table) -> Iterator[tuple[str, Any]]:
-    """The entries of ``table`` in partitions this worker owns, from a snapshot
-    (the agent may add tasks while the caller works through them)."""
+async def owned_items(table: faust.Table) -> AsyncIterator[tuple[str, Any]]:
+    """The entries of ``table`` in partitions this worker owns.
+
+    The ids are a snapshot (the agent may add tasks meanwhile); each value is
+    read when its turn comes, and the event loop gets a turn every
+    ``SCAN_CHUNK`` entries: on RocksDB each value is read and decoded from
+    disk, and a scan of thousands of states in one go stalled every query and
+    heartbeat of the worker for seconds.
+    """
     owned = owned_partitions()
-    for task_id, value in list(table.data.items()):
-        if task_partition(task_id) in owned:
+    task_ids = [task_id for task_id in table.data if task_partition(task_id) in owned]
+    for count, task_id in enumerate(task_ids, 1):
+        value = table.data.get(task_id)
+        if value is not None:
             yield task_id, value
+        if count % SCAN_CHUNK == 0:
+            await asyncio.sleep(0)
 
 
 def owned_partitions() -> set[int]:

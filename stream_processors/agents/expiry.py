@@ -10,6 +10,7 @@ after their own retention, so that table stays bounded.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from asyncarch.clock import now_ms
 from stream_processors.app import app, processor_settings
@@ -44,12 +45,19 @@ async def expire_finished_tasks() -> None:
     if app.rebalancing or app.in_recovery:
         return
     now = now_ms()
-    due = tasks_to_expire(owned_items(task_states), now, POLICY)
+    # Only what expiry looks at is kept: a state holds its result (embeddings).
+    states = [(task_id, _finish(state)) async for task_id, state in owned_items(task_states)]
+    due = tasks_to_expire(states, now, POLICY)
     if due:
         await publish_tombstones(due)
         _remove(due, now)
-    for task_id in expired_ids_to_forget(dict(owned_items(expired_tasks)), now, POLICY):
+    expired = {task_id: at async for task_id, at in owned_items(expired_tasks)}
+    for task_id in expired_ids_to_forget(expired, now, POLICY):
         delete_outside_stream(expired_tasks, task_id)
+
+
+def _finish(state: dict[str, Any]) -> dict[str, Any]:
+    return {"state": state.get("state"), "updated_at": state.get("updated_at")}
 
 
 def _remove(task_ids: list[str], now_ms: int) -> None:

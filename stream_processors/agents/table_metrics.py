@@ -31,6 +31,6 @@ async def measure_table() -> None:
     """Count this worker's tasks by state (a snapshot of its partitions)."""
     if app.rebalancing or app.in_recovery:
         return
-    counts = Counter(state["state"] for _, state in owned_items(task_states) if state)
+    counts = Counter([state["state"] async for _, state in owned_items(task_states)])
     for state in ALL_STATES:
         TABLE_TASKS.labels(state=state).set(counts.get(state, 0))
