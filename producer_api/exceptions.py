@@ -8,6 +8,7 @@ __all__ = [
     "ApiError",
     "BrokerUnavailable",
     "BrokersDown",
+    "Forbidden",
     "IdempotencyConflict",
     "Overloaded",
     "PayloadTooLarge",
@@ -103,6 +104,13 @@ class Unauthorized(ApiError):
     def headers(self) -> dict[str, str]:
         """How to authenticate."""
         return {"WWW-Authenticate": 'Bearer realm="asyncarch"'}
+
+
+class Forbidden(ApiError):
+    """A valid key whose tenant may not use this route."""
+
+    status = 403
+    title = "Forbidden"
 
 
 class IdempotencyConflict(ApiError):

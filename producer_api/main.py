@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+import sys
 from typing import Any
 
 import uvicorn
@@ -12,14 +13,17 @@ from fastapi import FastAPI
 from asyncarch.blobstore import open_store
 from asyncarch.config import KafkaSettings
 from asyncarch.logs import configure_logging
-from producer_api.api.routes import health, seed, task_events, tasks
+from producer_api.api.routes import health, monitor, seed, task_events, tasks
 from producer_api.body_limit import BodySizeLimit
+from producer_api.cluster_probe import ClusterProbe, GroupWatch
 from producer_api.core.config import ApiSettings
 from producer_api.limits import RateLimiter, WaitingTasksMonitor
 from producer_api.models import PROBLEM_SCHEMAS, TASK_SCHEMA_DEFS
+from producer_api.monitor import PipelineMonitor
 from producer_api.problems import install_error_handlers
 from producer_api.publisher import TaskPublisher
 from producer_api.task_state import TaskStateClient
+from producer_api.tls import TlsConfigError, tls_options
 from schemas.topics import TopicSettings
 
 __all__ = ["create_app", "main"]
@@ -53,9 +57,15 @@ def create_app(
             settings.max_waiting_tasks,
             settings.lag_check_interval_s,
         )
+        app.state.monitor = PipelineMonitor(
+            ClusterProbe(kafka, topics, _watched_groups(settings, topics)),
+            app.state.task_state,
+            app.state.publisher.connectivity,
+        )
         try:
             yield
         finally:
+            app.state.monitor.close()
             app.state.waiting_tasks.close()
             app.state.publisher.close()
             await app.state.task_state.close()
@@ -74,7 +84,21 @@ def create_app(
     app.include_router(task_events.router)
     app.include_router(health.router)
     app.include_router(seed.router)
+    app.include_router(monitor.router)
     return app
+
+
+def _watched_groups(settings: ApiSettings, topics: TopicSettings) -> tuple[GroupWatch, ...]:
+    """The groups the monitor follows: the workers read requests, the Faust app folds
+    requests, status, results and cancellations into its table."""
+    return (
+        GroupWatch("workers", settings.worker_group_id, (topics.requests,)),
+        GroupWatch(
+            "processor",
+            settings.processor_group_id,
+            (topics.requests, topics.status, topics.results, topics.cancellations),
+        ),
+    )
 
 
 def _document_task_schemas(app: FastAPI) -> None:
@@ -99,14 +123,22 @@ def _document_task_schemas(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def main() -> None:
-    """Entry point of ``asyncarch api``."""
+def main(**overrides: Any) -> None:
+    """Entry point of ``asyncarch api``; ``overrides`` (e.g. ``ssl_certfile``) beat the env.
+
+    Exits with one line on stderr when the HTTPS settings cannot work.
+    """
     configure_logging("producer_api")
-    settings = ApiSettings()
+    settings = ApiSettings(**overrides)
+    try:
+        tls = tls_options(settings)
+    except TlsConfigError as exc:
+        sys.exit(f"asyncarch api: {exc}")
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=settings.access_log,
+        **tls,
     )

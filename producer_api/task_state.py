@@ -16,6 +16,8 @@ __all__ = ["TaskStateClient"]
 # A healthy processor answers its health view in milliseconds; a hung one must not
 # hold /readyz past a kubelet's default probe timeout (1 s).
 HEALTH_TIMEOUT_S = 0.8
+# The live monitor reads the processor's metrics once a second at most.
+METRICS_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,20 @@ class TaskStateClient:
         except ProcessorUnavailable:
             return False
         return answer.status_code == 200
+
+    async def metrics_text(self) -> str:
+        """The processor's Prometheus exposition; raises ProcessorUnavailable."""
+        try:
+            async with self._http.get(
+                f"{self._base_url}/metrics/",
+                timeout=aiohttp.ClientTimeout(total=METRICS_TIMEOUT_S),
+                allow_redirects=False,
+            ) as response:
+                if response.status != 200:
+                    raise ProcessorUnavailable(f"stream processor answered {response.status}")
+                return await response.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ProcessorUnavailable(f"stream processor unreachable: {exc!r}") from exc
 
     async def _get(
         self, task_id: str, wait_s: float, since: int | None, deadline: float

@@ -13,6 +13,8 @@ from fastapi import Depends, Request
 
 from asyncarch.blobstore import BlobStore
 from producer_api.core.config import ApiSettings
+from producer_api.exceptions import Forbidden
+from producer_api.monitor import PipelineMonitor
 from producer_api.publisher import TaskPublisher
 from producer_api.security import Caller, CallerDep
 from producer_api.submission import Submitter
@@ -22,6 +24,8 @@ __all__ = [
     "AdmissionDep",
     "BlobStoreDep",
     "CallerDep",
+    "MonitorDep",
+    "MonitorViewerDep",
     "PublisherDep",
     "SettingsDep",
     "SubmitterDep",
@@ -58,9 +62,24 @@ async def _admission(request: Request, caller: CallerDep) -> Caller:
     return caller
 
 
+async def _monitor(request: Request) -> PipelineMonitor:
+    return request.app.state.monitor  # type: ignore[no-any-return]
+
+
+async def _monitor_viewer(request: Request, caller: CallerDep) -> Caller:
+    """With auth on, only the tenants in ``API_MONITOR_TENANTS`` see the monitor: it
+    shows every tenant's dead letters."""
+    settings: ApiSettings = request.app.state.settings
+    if settings.auth_enabled and caller.tenant not in settings.monitor_tenant_set:
+        raise Forbidden("this key's tenant is not in API_MONITOR_TENANTS")
+    return caller
+
+
 PublisherDep = Annotated[TaskPublisher, Depends(_publisher)]
 TaskStateDep = Annotated[TaskStateClient, Depends(_task_state)]
 SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 BlobStoreDep = Annotated[BlobStore, Depends(_blob_store)]
 SubmitterDep = Annotated[Submitter, Depends(_submitter)]
 AdmissionDep = Annotated[Caller, Depends(_admission)]
+MonitorDep = Annotated[PipelineMonitor, Depends(_monitor)]
+MonitorViewerDep = Annotated[Caller, Depends(_monitor_viewer)]

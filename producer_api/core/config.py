@@ -18,6 +18,11 @@ class ApiSettings(BaseSettings):
     The per-caller rate limit is off unless ``rate_limit_per_s`` is set (0 or
     unset = off): the pipeline's own backpressure (``max_waiting_tasks``) is what
     protects the workers, and a default quota would throttle below their capacity.
+
+    The monitor follows the workers' group (``worker_group_id``) and the Faust
+    app's (``processor_group_id``, the processor's ``PROCESSOR_APP_ID``). It shows
+    every tenant's dead letters, so with auth on only ``monitor_tenants`` (comma
+    separated) may read it.
     """
 
     model_config = SettingsConfigDict(env_prefix="API_", frozen=True)
@@ -36,6 +41,8 @@ class ApiSettings(BaseSettings):
     worker_group_id: str = "asyncarch-workers"
     max_waiting_tasks: int = Field(default=10_000, ge=1)
     lag_check_interval_s: float = Field(default=2.0, gt=0)
+    processor_group_id: str = "asyncarch-processor"
+    monitor_tenants: str = ""
     access_log: bool = False
 
     @model_validator(mode="after")
@@ -48,6 +55,11 @@ class ApiSettings(BaseSettings):
     def key_hashes(self) -> dict[str, str]:
         """Configured key hashes → tenant."""
         return parse_key_hashes(self.keys.get_secret_value())
+
+    @property
+    def monitor_tenant_set(self) -> frozenset[str]:
+        """Tenants whose keys may open the monitor when auth is on."""
+        return frozenset(filter(None, (t.strip() for t in self.monitor_tenants.split(","))))
 
     @property
     def base_url(self) -> str:

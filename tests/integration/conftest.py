@@ -97,6 +97,7 @@ def service_env(
         "API_WORKER_GROUP_ID": f"workers-{tag}",
         "WORKER_TORCH_THREADS": "1",
         "PROCESSOR_APP_ID": f"processor-{tag}",
+        "API_PROCESSOR_GROUP_ID": f"processor-{tag}",
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
