@@ -35,8 +35,9 @@ unit: install ## Unit tests only (no broker)
 integration: install browser bench-deps ## Integration tests only
 	$(BIN)/python -m pytest tests/integration -m integration
 
-chaos: install ## Faults under load at full size (CHAOS_TASKS=10000); prints the table
+chaos: install ## Faults under load (CHAOS_TASKS=10000), then hostile input and schemathesis (FUZZ_EXAMPLES=200)
 	CHAOS_TASKS=$${CHAOS_TASKS:-10000} $(BIN)/python -m pytest tests/resilience -m resilience -v
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/integration/test_openapi_fuzz.py tests/integration/test_hostile_input.py -m integration -v
 
 lint: install ## ruff lint and format check, and the import contracts (lint-imports)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

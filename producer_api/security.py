@@ -18,7 +18,7 @@ from producer_api.core.api_keys import hash_api_key, parse_key_hashes
 from producer_api.core.config import ApiSettings
 from producer_api.exceptions import Unauthorized
 
-__all__ = ["Caller", "CallerDep", "hash_api_key", "parse_key_hashes"]
+__all__ = ["Caller", "CallerDep", "hash_api_key", "matching_tenant", "parse_key_hashes"]
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,23 @@ async def current_caller(request: Request) -> Caller:
     key = _presented_key(request)
     if not key:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'")
-    digest = hash_api_key(key)
-    for known, tenant in settings.key_hashes.items():
+    tenant = matching_tenant(hash_api_key(key), settings.key_hashes)
+    if tenant is None:
+        raise Unauthorized("unknown API key")
+    return Caller(tenant)
+
+
+def matching_tenant(digest: str, key_hashes: dict[str, str]) -> str | None:
+    """The tenant whose key hash is ``digest``, or None.
+
+    Compares against every configured hash in constant time and never stops at
+    a match, so the time taken tells nothing about which key, if any, matched.
+    """
+    found = None
+    for known, tenant in key_hashes.items():
         if hmac.compare_digest(known, digest):
-            return Caller(tenant)
-    raise Unauthorized("unknown API key")
+            found = tenant
+    return found
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -10,6 +10,7 @@ import io
 import json
 import time
 import uuid
+import zlib
 from typing import Any
 
 import fastavro
@@ -24,6 +25,7 @@ from schemas.headers import header_value
 
 __all__ = [
     "make_pdf",
+    "make_raw_pdf",
     "read_all",
     "replay_task_states",
     "submit_similarity_tasks",
@@ -131,3 +133,32 @@ def make_pdf(lines: list[str]) -> bytes:
     for line in lines:
         pdf.cell(0, 10, line, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def make_raw_pdf(content: bytes, declared_length: int | None = None) -> bytes:
+    """A one-page PDF whose page content stream is ``content``, FlateDecode-compressed.
+
+    ``declared_length`` overrides the stream's ``/Length``, to build a PDF that lies.
+    """
+    stream = zlib.compress(content, 9)
+    length = len(stream) if declared_length is None else declared_length
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (length, stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)

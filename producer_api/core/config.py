@@ -15,6 +15,9 @@ __all__ = ["ApiSettings"]
 class ApiSettings(BaseSettings):
     """Where the API listens, how long it waits for Kafka, and its input limits.
 
+    A request body must arrive whole within ``body_read_timeout_s`` (408 after),
+    so a slow-loris upload cannot hold a connection and its buffers open.
+
     The per-caller rate limit is off unless ``rate_limit_per_s`` is set (0 or
     unset = off): the pipeline's own backpressure (``max_waiting_tasks``) is what
     protects the workers, and a default quota would throttle below their capacity.
@@ -34,6 +37,7 @@ class ApiSettings(BaseSettings):
     publish_timeout_s: float = Field(default=5.0, gt=0)
     query_timeout_s: float = Field(default=10.0, gt=0)
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    body_read_timeout_s: float = Field(default=60.0, gt=0)
     auth_enabled: bool = False
     keys: SecretStr = SecretStr("")
     rate_limit_per_s: float | None = Field(default=None, ge=0)
