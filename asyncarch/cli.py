@@ -67,10 +67,11 @@ def _topics(_: argparse.Namespace) -> int:
     return 0
 
 
-def _api(_: argparse.Namespace) -> int:
+def _api(args: argparse.Namespace) -> int:
     from producer_api.main import main as api_main
 
-    api_main()
+    flags = {"ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile}
+    api_main(**{k: v for k, v in flags.items() if v is not None})
     return 0
 
 
@@ -133,11 +134,10 @@ def _submit(args: argparse.Namespace) -> int:
 
 def _submit_with(args: argparse.Namespace, submit: Callable[[Any], Any]) -> int:
     """Submit through the client; print the id, or with --wait follow it to the result."""
-    from asyncarch.client import AsyncarchClient, ClientError, TaskTimeout
-    from producer_api.core.config import ApiSettings
+    from asyncarch.client import ClientError, TaskTimeout, TlsSetupError
 
     try:
-        with AsyncarchClient(args.url or ApiSettings().base_url) as client:
+        with _client(args) as client:
             task = submit(client)
             if not args.wait:
                 print(task.task_id)
@@ -148,9 +148,21 @@ def _submit_with(args: argparse.Namespace, submit: Callable[[Any], Any]) -> int:
         for error in exc.errors:
             print(f"  {error.get('field')}: {error.get('message')}", file=sys.stderr)
         return 2
-    except TaskTimeout as exc:
+    except (TlsSetupError, TaskTimeout) as exc:
         print(f"asyncarch submit: {exc}", file=sys.stderr)
-        return 3
+        return 2 if isinstance(exc, TlsSetupError) else 3
+
+
+def _client(args: argparse.Namespace) -> AsyncarchClient:
+    """The client for --url (default: this machine's API) with its HTTPS trust."""
+    from asyncarch.client import CA_BUNDLE_ENV, AsyncarchClient
+    from producer_api.core.config import ApiSettings
+
+    # An explicit --ca-bundle or --insecure beats the environment's bundle.
+    explicit = args.ca_bundle is not None or args.insecure
+    ca_bundle = args.ca_bundle if explicit else os.environ.get(CA_BUNDLE_ENV) or None
+    url = args.url or ApiSettings().base_url
+    return AsyncarchClient(url, ca_bundle=ca_bundle, insecure=args.insecure)
 
 
 def _task_inputs(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -192,16 +204,28 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.set_defaults(run=_kafka)
     for name, run, text in [
         ("topics", _topics, "create the pipeline's topics (idempotent)"),
-        ("api", _api, "the producer API (FastAPI)"),
         ("worker", _worker, "an inference worker (consumer group member)"),
         ("processor", _processor, "the Faust stream processor (task-state table)"),
     ]:
         verbs.add_parser(name, help=text).set_defaults(run=run)
+    _add_api_parser(verbs)
     _add_up_parser(verbs)
     _add_submit_parser(verbs)
     _add_tail_parser(verbs)
     _add_bench_parser(verbs)
     return parser
+
+
+def _add_api_parser(verbs: Any) -> None:
+    api = verbs.add_parser(
+        "api",
+        help="the producer API (FastAPI)",
+        description="Serves HTTPS when given a certificate and its key (flags override "
+        "API_SSL_CERTFILE and API_SSL_KEYFILE); exits 1 at once if they cannot be used.",
+    )
+    api.add_argument("--ssl-certfile", help="PEM certificate (chain) to serve HTTPS with")
+    api.add_argument("--ssl-keyfile", help="its unencrypted PEM private key")
+    api.set_defaults(run=_api)
 
 
 def _add_up_parser(verbs: Any) -> None:
@@ -288,6 +312,15 @@ def _add_submit_parser(verbs: Any) -> None:
     )
     submit.add_argument("--url", help="the API's base URL (default: ApiSettings().base_url)")
     submit.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits")
+    submit.add_argument(
+        "--ca-bundle",
+        type=Path,
+        help="PEM file of the CAs to trust for an https:// API, e.g. a self-signed API's "
+        "certificate (default: $ASYNCARCH_CA_BUNDLE, else the system's CAs)",
+    )
+    submit.add_argument(
+        "--insecure", action="store_true", help="do not verify the API's HTTPS certificate"
+    )
     submit.set_defaults(run=_submit)
 
 

@@ -19,7 +19,9 @@ class KafkaSettings(BaseSettings):
     ``KAFKA_SECURITY_PROTOCOL=SASL_SSL`` becomes ``security.protocol``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKA_", frozen=True, env_file=".env", extra="ignore"
+    )
 
     bootstrap_servers: str = "127.0.0.1:9092"
     security_protocol: str = "PLAINTEXT"
@@ -65,7 +67,9 @@ class KafkaSettings(BaseSettings):
 class BlobSettings(BaseSettings):
     """Where documents are stored; env prefix ``BLOB_``."""
 
-    model_config = SettingsConfigDict(env_prefix="BLOB_", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="BLOB_", frozen=True, env_file=".env", extra="ignore"
+    )
 
     url: str = Field(default_factory=lambda: (cache_root() / "blobs").as_uri())
     s3_endpoint_url: str | None = None

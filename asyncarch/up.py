@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -32,10 +33,11 @@ from asyncarch.restarts import RestartPolicy, SupervisorMetrics
 from asyncarch.supervisor import RestartRules, Service, ServiceGroup, Supervisor, say
 from inference_consumer.config import WorkerSettings
 from producer_api.core.config import ApiSettings
+from producer_api.tls import TlsConfigError, tls_options
 from schemas.topics import TopicSettings
 from stream_processors.config import ProcessorSettings
 
-__all__ = ["SupervisorSettings", "run_up"]
+__all__ = ["SupervisorSettings", "api_probe_verify", "run_up"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 API, WORKERS, PROCESSOR, BROKER = range(4)  # stop stages, in order
@@ -44,7 +46,9 @@ API, WORKERS, PROCESSOR, BROKER = range(4)  # stop stages, in order
 class SupervisorSettings(BaseSettings):
     """How ``asyncarch up`` runs the stack; env prefix ``SUPERVISOR_``."""
 
-    model_config = SettingsConfigDict(env_prefix="SUPERVISOR_", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SUPERVISOR_", frozen=True, env_file=".env", extra="ignore"
+    )
 
     workers: int = Field(default=1, ge=1)
     metrics_host: str = "127.0.0.1"
@@ -82,6 +86,23 @@ def _stack(settings: SupervisorSettings) -> list[Service]:
         for n in range(1, settings.workers + 1)
     ]
     return [Service("processor", PROCESSOR, "processor"), *workers, Service("api", API, "api")]
+
+
+def api_probe_verify(api: ApiSettings) -> ssl.SSLContext | bool:
+    """How the readiness probe checks the API's certificate: against that certificate.
+
+    The configured certificate is the probe's only CA, so a self-signed one verifies
+    and another server on the port does not; partial chains are accepted so a CA-signed
+    leaf (or full chain) works too. The probe dials the address the API binds
+    (127.0.0.1 for 0.0.0.0), which the certificate need not name, so host names are
+    not checked: ``listens_on`` already ties the port to the child we started.
+    """
+    if not api.ssl_certfile:
+        return True
+    context = ssl.create_default_context(cafile=api.ssl_certfile)
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
 
 
 def _check_ports(settings: SupervisorSettings) -> None:
@@ -129,6 +150,11 @@ class Up:
         """Start everything, supervise until a stop signal, then stop in order."""
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
+        try:
+            tls_options(self.api)  # fail before the broker starts, not in a restart loop
+        except TlsConfigError as exc:
+            print(f"asyncarch up: not starting: {exc}", file=sys.stderr)
+            return 1
         with ExitStack() as claims:
             try:
                 self._claim(claims)
@@ -212,8 +238,10 @@ class Up:
         if process is None:
             return False
         host = "127.0.0.1" if self.api.host in ("0.0.0.0", "") else self.api.host
+        scheme = "https" if self.api.ssl_certfile else "http"
+        url = f"{scheme}://{host}:{self.api.port}/readyz"
         try:
-            answer = httpx.get(f"http://{host}:{self.api.port}/readyz", timeout=2)
+            answer = httpx.get(url, timeout=2, verify=api_probe_verify(self.api))
         except httpx.HTTPError:
             return False
         return answer.status_code == 200 and listens_on(process.pid, self.api.port)

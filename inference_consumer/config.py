@@ -22,7 +22,13 @@ def default_model_dir() -> Path:
 class WorkerSettings(BaseSettings):
     """How a worker consumes, batches and runs the model."""
 
-    model_config = SettingsConfigDict(env_prefix="WORKER_", frozen=True, protected_namespaces=())
+    model_config = SettingsConfigDict(
+        env_prefix="WORKER_",
+        frozen=True,
+        protected_namespaces=(),
+        env_file=".env",
+        extra="ignore",
+    )
 
     group_id: str = "asyncarch-workers"
     worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")

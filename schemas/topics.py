@@ -24,7 +24,9 @@ class TopicSpec:
 class TopicSettings(BaseSettings):
     """Topic names and sizing; env prefix ``TOPIC_`` (e.g. ``TOPIC_PREFIX=staging``)."""
 
-    model_config = SettingsConfigDict(env_prefix="TOPIC_", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TOPIC_", frozen=True, env_file=".env", extra="ignore"
+    )
 
     prefix: str = "asyncarch"
     partitions: int = 6

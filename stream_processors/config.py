@@ -22,7 +22,9 @@ DEV_WEBHOOK_SECRET = "asyncarch-local-dev-webhook-secret"
 class ProcessorSettings(BaseSettings):
     """How the Faust app stores its table, serves its views and expires finished tasks."""
 
-    model_config = SettingsConfigDict(env_prefix="PROCESSOR_", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PROCESSOR_", frozen=True, env_file=".env", extra="ignore"
+    )
 
     app_id: str = "asyncarch-processor"
     web_host: str = "127.0.0.1"

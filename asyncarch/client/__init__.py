@@ -8,7 +8,8 @@ wait. Only sending and sleeping differ between the two classes.
 
 Modules: ``errors`` (the exceptions, problem bodies into errors), ``core``
 (requests, answers into bodies, :class:`TaskHandle`), ``polling`` (the ``wait``
-schedule: long-polls, backoff), ``webhooks`` (signature check), ``sync`` and ``aio`` (the clients).
+schedule: long-polls, backoff), ``webhooks`` (signature check), ``tls`` (certificate
+verification: CA bundle or insecure), ``sync`` and ``aio`` (the clients).
 """
 
 from asyncarch.client.aio import AsyncAsyncarchClient
@@ -31,6 +32,7 @@ from asyncarch.client.errors import (
     TaskNotFinished,
     TaskNotFound,
     TaskTimeout,
+    TlsSetupError,
     WebhookSignatureError,
 )
 from asyncarch.client.errors import error_from_response as error_from_response
@@ -40,9 +42,11 @@ from asyncarch.client.polling import StatusCallback as StatusCallback
 from asyncarch.client.polling import StatusPoll as StatusPoll
 from asyncarch.client.polling import backoff_delays as backoff_delays
 from asyncarch.client.sync import AsyncarchClient
+from asyncarch.client.tls import CA_BUNDLE_ENV, tls_verify
 from asyncarch.client.webhooks import verify_webhook_signature
 
 __all__ = [
+    "CA_BUNDLE_ENV",
     "TERMINAL_STATES",
     "ApiUnreachable",
     "AsyncAsyncarchClient",
@@ -53,6 +57,8 @@ __all__ = [
     "TaskNotFinished",
     "TaskNotFound",
     "TaskTimeout",
+    "TlsSetupError",
     "WebhookSignatureError",
+    "tls_verify",
     "verify_webhook_signature",
 ]

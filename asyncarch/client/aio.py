@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any, Self
@@ -25,6 +26,7 @@ from asyncarch.client.core import (
 )
 from asyncarch.client.errors import ServiceUnavailable, _unreachable
 from asyncarch.client.polling import StatusCallback, StatusPoll
+from asyncarch.client.tls import tls_verify
 
 __all__ = ["AsyncAsyncarchClient"]
 
@@ -38,10 +40,17 @@ class AsyncAsyncarchClient:
         *,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        insecure: bool = False,
     ) -> None:
         self._timeout_s = timeout_s
+        verify = tls_verify(ca_bundle, insecure)
         self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout_s, headers=HEADERS, transport=transport
+            base_url=base_url,
+            timeout=timeout_s,
+            headers=HEADERS,
+            transport=transport,
+            verify=verify,
         )
 
     async def submit(

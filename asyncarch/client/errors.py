@@ -15,6 +15,7 @@ __all__ = [
     "TaskNotFinished",
     "TaskNotFound",
     "TaskTimeout",
+    "TlsSetupError",
     "WebhookSignatureError",
     "error_from_response",
     "parse_retry_after",
@@ -55,6 +56,10 @@ class ServiceUnavailable(ClientError):
 
 class ApiUnreachable(ClientError):
     """No HTTP answer at all: connection refused, DNS, timeout."""
+
+
+class TlsSetupError(AsyncarchError, ValueError):
+    """The client's HTTPS options cannot work: an unreadable CA bundle, or two that clash."""
 
 
 class TaskNotFinished(AsyncarchError):
@@ -126,4 +131,6 @@ def _unreachable(exc: httpx.TransportError) -> ApiUnreachable:
     except RuntimeError:  # raised before a request was attached
         where = "the API"
     detail = f"{type(exc).__name__} talking to {where}: {exc}"
+    if "CERTIFICATE_VERIFY_FAILED" in detail:
+        detail += " (for a self-signed API, trust its certificate: --ca-bundle or ca_bundle=)"
     return ApiUnreachable(None, {"title": "API unreachable", "detail": detail})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Self
@@ -24,6 +25,7 @@ from asyncarch.client.core import (
 )
 from asyncarch.client.errors import ServiceUnavailable, _unreachable
 from asyncarch.client.polling import StatusCallback, StatusPoll
+from asyncarch.client.tls import tls_verify
 
 __all__ = ["AsyncarchClient"]
 
@@ -35,6 +37,12 @@ class AsyncarchClient:
         base_url: The API's origin, e.g. ``http://127.0.0.1:8000``.
         timeout_s: Timeout of each HTTP request.
         transport: An httpx transport to use instead of the network (tests).
+        ca_bundle: PEM file of the CAs to trust for an ``https://`` API instead of
+            the system's; for a self-signed API, its certificate.
+        insecure: Do not verify the API's certificate (only for a trusted network).
+
+    Raises:
+        TlsSetupError: The CA bundle cannot be read, or both it and ``insecure``.
     """
 
     def __init__(
@@ -43,10 +51,17 @@ class AsyncarchClient:
         *,
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        insecure: bool = False,
     ) -> None:
         self._timeout_s = timeout_s
+        verify = tls_verify(ca_bundle, insecure)
         self._http = httpx.Client(
-            base_url=base_url, timeout=timeout_s, headers=HEADERS, transport=transport
+            base_url=base_url,
+            timeout=timeout_s,
+            headers=HEADERS,
+            transport=transport,
+            verify=verify,
         )
 
     def submit(

@@ -28,7 +28,9 @@ class ApiSettings(BaseSettings):
     separated) may read it.
     """
 
-    model_config = SettingsConfigDict(env_prefix="API_", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="API_", frozen=True, env_file=".env", extra="ignore"
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -48,6 +50,8 @@ class ApiSettings(BaseSettings):
     processor_group_id: str = "asyncarch-processor"
     monitor_tenants: str = ""
     access_log: bool = False
+    ssl_certfile: str | None = None  # HTTPS: PEM certificate (chain); producer_api/tls.py
+    ssl_keyfile: str | None = None  # HTTPS: its unencrypted PEM private key
 
     @model_validator(mode="after")
     def _keys_when_auth(self) -> ApiSettings:
@@ -68,4 +72,5 @@ class ApiSettings(BaseSettings):
     @property
     def base_url(self) -> str:
         """The URL printed to users and used in links."""
-        return self.public_url or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_certfile else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"

@@ -1,4 +1,5 @@
-""".env.example lists every setting of every settings class, with its real default."""
+""".env.example lists every setting of every settings class, with its real default;
+every settings class reads a .env in the working directory, under the environment."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ SETTINGS: tuple[type[BaseSettings], ...] = (
     SupervisorSettings,
 )
 # Read by the code outside any settings class.
-OTHER_VARIABLES = {"ASYNCARCH_CACHE", "LOG_LEVEL", "LOG_FORMAT"}
+OTHER_VARIABLES = {"ASYNCARCH_CACHE", "ASYNCARCH_CA_BUNDLE", "LOG_LEVEL", "LOG_FORMAT"}
 LINE = re.compile(r"^#?\s?([A-Z][A-Z0-9_]*)=(.*)$")
 
 
@@ -50,9 +51,14 @@ def documented() -> dict[str, str]:
 
 
 def variables(settings: type[BaseSettings]) -> dict[str, str]:
-    """Env variable -> field name of a settings class."""
+    """Env variable -> field name of a settings class (an alias replaces prefix + name)."""
     prefix = settings.model_config.get("env_prefix", "")
-    return {f"{prefix}{name}".upper(): name for name in settings.model_fields}
+    found = {}
+    for name, info in settings.model_fields.items():
+        alias = info.validation_alias or info.alias
+        assert alias is None or isinstance(alias, str), f"{name}: only plain aliases are listed"
+        found[(alias or f"{prefix}{name}").upper()] = name
+    return found
 
 
 def settings_classes_in_source() -> set[str]:
@@ -69,8 +75,10 @@ def settings_classes_in_source() -> set[str]:
     return names
 
 
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Remove every settings variable of the test process's own environment."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    """Remove every settings variable of the test process's own environment, and work
+    in ``workdir`` so that no developer's .env is read."""
+    monkeypatch.chdir(workdir)
     prefixes = tuple(str(s.model_config.get("env_prefix", "")) for s in SETTINGS)
     for key in list(os.environ):
         if key.startswith(prefixes):
@@ -113,10 +121,10 @@ def test_every_entry_says_what_it_does() -> None:
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: s.__name__)
 def test_documented_defaults_are_the_real_ones(
-    settings: type[BaseSettings], monkeypatch: pytest.MonkeyPatch
+    settings: type[BaseSettings], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Setting a variable to its documented default changes nothing; empty means unset."""
-    clean_env(monkeypatch)
+    clean_env(monkeypatch, tmp_path)
     default = settings()
     listed = documented()
     for variable, field in variables(settings).items():
@@ -147,3 +155,29 @@ def test_compose_variables_are_documented() -> None:
     names = set(re.findall(r"\$\{(\w+)", compose))
     assert names, "no ${...} in docker-compose.yml"
     assert names <= set(documented()), names - set(documented())
+
+
+def a_text_field(settings: type[BaseSettings]) -> tuple[str, str]:
+    """(env variable, field) of the class's first plain ``str`` field."""
+    for variable, field in variables(settings).items():
+        if settings.model_fields[field].annotation is str:
+            return variable, field
+    raise AssertionError(f"{settings.__name__} has no str field to try .env with")
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: s.__name__)
+def test_a_dotenv_in_the_working_directory_is_read_and_the_environment_wins(
+    settings: type[BaseSettings], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A shared .env, with other services' names in it, configures every class."""
+    clean_env(monkeypatch, tmp_path)
+    variable, field = a_text_field(settings)
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    (tmp_path / ".env").write_text(
+        f"{variable}=from-dotenv\n"
+        f"{prefix}NOT_A_SETTING=ignored\n"  # a name of this prefix that is not a field
+        "SOME_OTHER_SERVICE_URL=http://elsewhere\n"
+    )
+    assert getattr(settings(), field) == "from-dotenv"
+    monkeypatch.setenv(variable, "from-env")
+    assert getattr(settings(), field) == "from-env"
