@@ -9,7 +9,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from asyncarch.paths import cache_root
 
-__all__ = ["BlobSettings", "KafkaSettings"]
+__all__ = [
+    "PROCESSOR_GROUP_DEFAULT",
+    "PROCESSOR_GROUP_VARIABLE",
+    "WORKER_GROUP_DEFAULT",
+    "WORKER_GROUP_VARIABLE",
+    "BlobSettings",
+    "KafkaSettings",
+]
+
+# The two consumer groups that other components watch (the API's backpressure and
+# /monitor). Each has one variable, the one its own service reads.
+WORKER_GROUP_VARIABLE, WORKER_GROUP_DEFAULT = "WORKER_GROUP_ID", "asyncarch-workers"
+PROCESSOR_GROUP_VARIABLE, PROCESSOR_GROUP_DEFAULT = "PROCESSOR_APP_ID", "asyncarch-processor"
 
 
 class KafkaSettings(BaseSettings):

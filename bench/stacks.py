@@ -123,7 +123,6 @@ class PipelineStack(_StackProcesses):
             "WORKER_GROUP_ID": group,
             "WORKER_TORCH_THREADS": str(self.torch_threads),
             "WORKER_METRICS_PORT": "0",
-            "API_WORKER_GROUP_ID": group,
             "API_HOST": "127.0.0.1",
             "API_PORT": str(api_port),
             "API_PROCESSOR_URL": f"http://127.0.0.1:{web_port}",

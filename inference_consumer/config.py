@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from asyncarch.config import WORKER_GROUP_DEFAULT
+
 __all__ = ["WorkerSettings", "default_model_dir"]
 
 
@@ -30,7 +32,7 @@ class WorkerSettings(BaseSettings):
         extra="ignore",
     )
 
-    group_id: str = "asyncarch-workers"
+    group_id: str = WORKER_GROUP_DEFAULT
     worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     model_dir: Path | None = None
     model_name: str = "sentence-transformers/all-MiniLM-L6-v2"

@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from asyncarch.config import PROCESSOR_GROUP_DEFAULT
 from asyncarch.paths import cache_root
 
 __all__ = ["DEV_WEBHOOK_SECRET", "ProcessorSettings"]
@@ -26,7 +27,7 @@ class ProcessorSettings(BaseSettings):
         env_prefix="PROCESSOR_", frozen=True, env_file=".env", extra="ignore"
     )
 
-    app_id: str = "asyncarch-processor"
+    app_id: str = PROCESSOR_GROUP_DEFAULT
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     # rocksdb:// keeps the tables on disk under data_dir, so a restarted worker

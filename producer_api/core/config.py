@@ -7,6 +7,12 @@ from functools import cached_property
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from asyncarch.config import (
+    PROCESSOR_GROUP_DEFAULT,
+    PROCESSOR_GROUP_VARIABLE,
+    WORKER_GROUP_DEFAULT,
+    WORKER_GROUP_VARIABLE,
+)
 from producer_api.core.api_keys import parse_key_hashes
 
 __all__ = ["ApiSettings"]
@@ -22,14 +28,15 @@ class ApiSettings(BaseSettings):
     unset = off): the pipeline's own backpressure (``max_waiting_tasks``) is what
     protects the workers, and a default quota would throttle below their capacity.
 
-    The monitor follows the workers' group (``worker_group_id``) and the Faust
-    app's (``processor_group_id``, the processor's ``PROCESSOR_APP_ID``). It shows
+    Backpressure and the monitor follow the workers' group and the Faust app's,
+    read from the variables those services read (``WORKER_GROUP_ID``,
+    ``PROCESSOR_APP_ID``): one variable per fact. The monitor shows
     every tenant's dead letters, so with auth on only ``monitor_tenants`` (comma
     separated) may read it.
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="API_", frozen=True, env_file=".env", extra="ignore"
+        env_prefix="API_", frozen=True, env_file=".env", extra="ignore", populate_by_name=True
     )
 
     host: str = "127.0.0.1"
@@ -44,10 +51,10 @@ class ApiSettings(BaseSettings):
     keys: SecretStr = SecretStr("")
     rate_limit_per_s: float | None = Field(default=None, ge=0)
     rate_limit_burst: int = Field(default=100, ge=1)
-    worker_group_id: str = "asyncarch-workers"
+    worker_group_id: str = Field(default=WORKER_GROUP_DEFAULT, alias=WORKER_GROUP_VARIABLE)
     max_waiting_tasks: int = Field(default=10_000, ge=1)
     lag_check_interval_s: float = Field(default=2.0, gt=0)
-    processor_group_id: str = "asyncarch-processor"
+    processor_group_id: str = Field(default=PROCESSOR_GROUP_DEFAULT, alias=PROCESSOR_GROUP_VARIABLE)
     monitor_tenants: str = ""
     access_log: bool = False
     ssl_certfile: str | None = None  # HTTPS: PEM certificate (chain); producer_api/tls.py

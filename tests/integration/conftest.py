@@ -94,10 +94,8 @@ def service_env(
         "TOPIC_PREFIX": topics.prefix,
         "TOPIC_PARTITIONS": str(topics.partitions),
         "WORKER_GROUP_ID": f"workers-{tag}",
-        "API_WORKER_GROUP_ID": f"workers-{tag}",
         "WORKER_TORCH_THREADS": "1",
         "PROCESSOR_APP_ID": f"processor-{tag}",
-        "API_PROCESSOR_GROUP_ID": f"processor-{tag}",
         "PYTHONUNBUFFERED": "1",
         **extra,
     }

@@ -49,3 +49,18 @@ def test_topic_names_come_from_one_prefix(monkeypatch: pytest.MonkeyPatch) -> No
     ]
     state = next(s for s in topics.specs if s.name == topics.task_state)
     assert state.config["cleanup.policy"] == "compact"
+
+
+def test_one_variable_names_each_consumer_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inference_consumer.config import WorkerSettings
+    from producer_api.core.config import ApiSettings
+    from stream_processors.config import ProcessorSettings
+
+    api = ApiSettings()
+    assert api.worker_group_id == WorkerSettings().group_id
+    assert api.processor_group_id == ProcessorSettings().app_id
+    monkeypatch.setenv("WORKER_GROUP_ID", "gpu-workers")
+    monkeypatch.setenv("PROCESSOR_APP_ID", "states-eu")
+    api = ApiSettings()
+    assert (api.worker_group_id, WorkerSettings().group_id) == ("gpu-workers", "gpu-workers")
+    assert (api.processor_group_id, ProcessorSettings().app_id) == ("states-eu", "states-eu")
