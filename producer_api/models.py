@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 
 __all__ = [
     "PROBLEM_SCHEMAS",
@@ -14,6 +22,7 @@ __all__ = [
     "DocumentSearchForm",
     "FieldError",
     "Problem",
+    "SeedDocumentForm",
     "TaskAccepted",
     "TaskCreate",
     "TaskResultView",
@@ -75,6 +84,33 @@ class DocumentSearchForm(_TaskBase):
     query: Text
     top_k: int = Field(default=5, ge=1, le=50)
     file: str = Field(description="The uploaded document: .txt, .md or .pdf")
+
+
+class SeedDocumentForm(DocumentSearchForm):
+    """The seed's ``uploader/`` form with a document: ``item_a`` and ``item_b`` stand in for
+    the query. Fields it does not know are ignored, as the seed ignored them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    item_a: Text | None = None
+    item_b: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _items_as_query(cls, data: Any) -> Any:
+        """No query: the document is searched for the items, joined by a space. A browser
+        sends blank inputs as empty strings, which count as absent; ``kind`` is not one of
+        the seed's fields, so it is ignored too."""
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if k != "kind" and (k not in _SEED_TEXTS or v != "")}
+        items = [data[name] for name in ("item_a", "item_b") if isinstance(data.get(name), str)]
+        if "query" not in data and items:
+            data["query"] = " ".join(items)
+        return data
+
+
+_SEED_TEXTS = frozenset({"item_a", "item_b", "query"})
 
 
 TaskCreate = Annotated[SimilarityTask | EmbedTask, Field(discriminator="kind")]

@@ -137,18 +137,21 @@ def parse_json_task(body: bytes) -> TaskCreate:
 
 
 async def read_document_form(
-    request: Request, store: BlobStore, max_bytes: int
+    request: Request,
+    store: BlobStore,
+    max_bytes: int,
+    form_model: type[DocumentSearchForm] = DocumentSearchForm,
 ) -> tuple[DocumentSearchForm, dict[str, Any]]:
     """Validate a multipart document-search submission and store its document.
 
-    Returns the form and the request inputs, whose ``document_uri`` names the
-    stored document.
+    Returns the form (read as ``form_model``) and the request inputs, whose
+    ``document_uri`` names the stored document.
     """
     async with request.form(max_files=1, max_fields=10) as form:
         fields = {k: v for k, v in form.items() if not isinstance(v, UploadFile)}
         upload = form.get("file")
         try:
-            task = DocumentSearchForm.model_validate(
+            task = form_model.model_validate(
                 {**fields, "file": upload.filename if isinstance(upload, UploadFile) else None}
             )
         except ValidationError as exc:

@@ -1,22 +1,121 @@
-"""The seed's routes under /activedocuments/nexans/, driven as the seed's README describes."""
+"""The seed's routes under /activedocuments/nexans/ (and its /prediction/ alias), driven as
+the seed's README describes, with a test for each answer it documents.
+
+Two pipelines: ``pipeline`` (with a worker; webhooks may reach 127.0.0.1) takes tasks to
+SUCCESS; ``idle`` (no worker) keeps tasks PENDING until a test cancels them or injects the
+worker's FAILED events.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 
-from tests.integration.conftest import Pipeline
+from asyncarch.config import KafkaSettings
+from schemas.codec import codec_for
+from schemas.headers import event_headers
+from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
 
 SEED = "/activedocuments/nexans"
+ALIAS = "/prediction"
+DOCUMENT = "Lunch is served at noon.\n\nSubmarine cables cross the sea floor.\n\n" * 3
 STATUS_TEXT = re.compile(r"Status of the Task (PENDING|RUNNING|RETRYING|SUCCESS|FAILED|CANCELLED)")
 FINAL = ("Status of the Task SUCCESS", "Status of the Task FAILED")
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """API, worker and processor; webhooks may go to this host (the callback test)."""
+    result = launch_pipeline(
+        kafka,
+        tmp_path_factory.mktemp("seed"),
+        PROCESSOR_WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32",
+        PROCESSOR_WEBHOOK_BACKOFF_INITIAL_S="0.2",
+    )
+    yield result
+    result.services.stop()
+
+
+@pytest.fixture(scope="module")
+def idle(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """API and processor without a worker: an accepted task stays PENDING."""
+    result = launch_pipeline(kafka, tmp_path_factory.mktemp("idle"), names=("processor", "api"))
+    yield result
+    result.services.stop()
+
+
+class CallbackReceiver(ThreadingHTTPServer):
+    """Answers 200 to every POST and keeps its path and JSON body."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _CallbackHandler)
+        self.received: list[tuple[str, dict]] = []
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _CallbackHandler(BaseHTTPRequestHandler):
+    server: CallbackReceiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.received.append((self.path, json.loads(body)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[CallbackReceiver]:
+    server = CallbackReceiver()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def submit_pair(client: httpx.Client, prefix: str = SEED, **fields: str) -> str:
+    """The seed's form post; the task id it answered."""
+    response = client.post(
+        f"{prefix}/uploader/", data={"item_a": "TV", "item_b": "Samsung", **fields}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["task_id"])
+
+
+def inject_worker_failure(pipeline: Pipeline, task_id: str, message: str) -> None:
+    """The status events a worker emits when a task fails: RUNNING, then FAILED."""
+    codec = codec_for("TaskStatus")
+    producer = Producer(pipeline.kafka.producer())
+    now = int(time.time() * 1000)
+    error = {"type": "Injected", "message": message}
+    for state, at, err in [("RUNNING", now, None), ("FAILED", now + 1, error)]:
+        event = {"task_id": task_id, "state": state, "attempt": 1, "worker": "test"}
+        producer.produce(
+            pipeline.topics.status,
+            key=task_id.encode(),
+            value=codec.encode({**event, "error": err, "progress": None, "occurred_at": at}),
+            headers=event_headers(codec.schema, task_id, "test"),
+        )
+    assert producer.flush(30) == 0
 
 
 def poll_status(client: httpx.Client, url: str, timeout_s: float = 60.0) -> list[str]:
@@ -46,14 +145,15 @@ def result_output(client: httpx.Client, url: str) -> dict:
     return output
 
 
-def test_the_seeds_flow_form_post_poll_status_read_result(pipeline: Pipeline) -> None:
+@pytest.mark.parametrize("prefix", [SEED, ALIAS])
+def test_the_seeds_flow_form_post_poll_status_read_result(pipeline: Pipeline, prefix: str) -> None:
     with pipeline.client() as client:
-        response = client.post(f"{SEED}/uploader/", data={"item_a": "TV", "item_b": "Samsung"})
+        response = client.post(f"{prefix}/uploader/", data={"item_a": "TV", "item_b": "Samsung"})
         assert response.status_code == 200, response.text
         task_id = response.json()["task_id"]
         assert str(uuid.UUID(task_id)) == task_id
-        seen = poll_status(client, f"{SEED}/task_status/{task_id}")
-        output = result_output(client, f"{SEED}/task_result/{task_id}")
+        seen = poll_status(client, f"{prefix}/task_status/{task_id}")
+        output = result_output(client, f"{prefix}/task_result/{task_id}")
         v1 = client.get(f"/v1/tasks/{task_id}/result").json()
     assert seen[-1] == "Status of the Task SUCCESS", seen
     assert v1["kind"] == "similarity"
@@ -85,32 +185,115 @@ def test_uploader_answers_200_with_the_task_id_and_its_links(pipeline: Pipeline)
     assert body["links"]["self"] == f"/v1/tasks/{body['task_id']}"
 
 
-def test_uploader_with_a_document_and_a_query_runs_a_document_search(pipeline: Pipeline) -> None:
-    text = "Lunch is served at noon.\n\nSubmarine cables cross the sea floor.\n\n" * 3
+@pytest.mark.parametrize(
+    ("fields", "best"),
+    [
+        ({"query": "undersea power links"}, "Submarine"),
+        ({"item_a": "submarine", "item_b": "cable"}, "Submarine"),
+        ({"item_a": "lunch", "item_b": "noon", "query": "undersea power links"}, "Submarine"),
+        ({"item_a": "meal", "item_b": "midday", "query": "", "colour": "red"}, "Lunch"),
+        ({"item_a": "", "item_b": "", "query": "undersea power links"}, "Submarine"),
+    ],
+    ids=["query", "items", "query-over-items", "blank-query-unknown-field", "blank-items"],
+)
+def test_uploader_with_a_document_ranks_its_passages(
+    pipeline: Pipeline, fields: dict[str, str], best: str
+) -> None:
+    # A document is searched for the query, or with none for "<item_a> <item_b>".
     with pipeline.client() as client:
         response = client.post(
             f"{SEED}/uploader/",
-            data={"query": "undersea power links"},
-            files={"file": ("notes.txt", text.encode(), "text/plain")},
+            data=fields,
+            files={"file": ("notes.txt", DOCUMENT.encode(), "text/plain")},
         )
         assert response.status_code == 200, response.text
         task_id = response.json()["task_id"]
         assert poll_status(client, f"{SEED}/task_status/{task_id}")[-1].endswith("SUCCESS")
         output = result_output(client, f"{SEED}/task_result/{task_id}")
-    assert "Submarine" in output["passages"][0]["text"]
+        assert client.get(f"/v1/tasks/{task_id}").json()["kind"] == "document-search"
+    assert best in output["passages"][0]["text"]
+
+
+def test_unknown_form_fields_are_ignored(pipeline: Pipeline) -> None:
+    with pipeline.client() as client:
+        task_id = submit_pair(client, colour="red", kind="embed", top_k="3")
+        assert poll_status(client, f"{SEED}/task_status/{task_id}")[-1].endswith("SUCCESS")
+        assert client.get(f"/v1/tasks/{task_id}").json()["kind"] == "similarity"
+
+
+def test_uploader_with_a_callback_url_posts_the_result_there(
+    pipeline: Pipeline, receiver: CallbackReceiver
+) -> None:
+    with pipeline.client() as client:
+        task_id = submit_pair(client, callback_url=f"{receiver.base}/hook/{uuid.uuid4().hex}")
+        assert poll_status(client, f"{SEED}/task_status/{task_id}")[-1].endswith("SUCCESS")
+        output = result_output(client, f"{SEED}/task_result/{task_id}")
+    deadline = time.monotonic() + 30
+    while not receiver.received:
+        assert time.monotonic() < deadline, "no webhook within 30 s"
+        time.sleep(0.1)
+    ((path, body),) = receiver.received
+    assert path.startswith("/hook/")
+    assert (body["task_id"], body["status"]) == (task_id, "SUCCESS")
+    assert body["output"] == output
+
+
+@pytest.mark.parametrize("prefix", [SEED, ALIAS])
+def test_a_pending_task_reads_pending_and_its_result_is_202(idle: Pipeline, prefix: str) -> None:
+    with idle.client() as client:
+        task_id = submit_pair(client, prefix)
+        status = client.get(f"{prefix}/task_status/{task_id}")
+        result = client.get(f"{prefix}/task_result/{task_id}")
+    assert (status.status_code, status.text) == (200, "Status of the Task PENDING")
+    assert status.headers["content-type"].startswith("text/plain")
+    assert (result.status_code, result.text) == (202, "Result of the Task None")
+    assert result.headers["content-type"].startswith("text/plain")
+    assert result.headers["Retry-After"] == "1"
+
+
+def test_a_cancelled_task_reads_cancelled_and_its_result_is_none(idle: Pipeline) -> None:
+    with idle.client() as client:
+        task_id = submit_pair(client)
+        assert client.post(f"/v1/tasks/{task_id}/cancel").status_code == 202
+        wait_for_state(client, task_id, {"CANCELLED"})
+        status = client.get(f"{SEED}/task_status/{task_id}")
+        result = client.get(f"{SEED}/task_result/{task_id}")
+    assert (status.status_code, status.text) == (200, "Status of the Task CANCELLED")
+    assert (result.status_code, result.text) == (200, "Result of the Task None")
+    assert "Retry-After" not in result.headers
+
+
+def test_a_failed_task_reads_failed_and_its_result_is_the_error(idle: Pipeline) -> None:
+    with idle.client() as client:
+        task_id = submit_pair(client)
+        inject_worker_failure(idle, task_id, "model exploded on purpose")
+        wait_for_state(client, task_id, {"FAILED"})
+        status = client.get(f"{SEED}/task_status/{task_id}")
+        result = client.get(f"{ALIAS}/task_result/{task_id}")
+    assert (status.status_code, status.text) == (200, "Status of the Task FAILED")
+    assert (result.status_code, result.text) == (
+        200,
+        "Result of the Task model exploded on purpose",
+    )
+    assert "Retry-After" not in result.headers
 
 
 def test_echo_answers_the_seeds_text_with_or_without_the_slash(pipeline: Pipeline) -> None:
     with pipeline.client() as client:
-        for path in (f"{SEED}/echo/", f"{SEED}/echo"):
+        for path in (f"{SEED}/echo/", f"{SEED}/echo", f"{ALIAS}/echo/", f"{ALIAS}/echo"):
             response = client.get(path)
             assert response.status_code == 200
             assert response.text == "Hello! FINALMENTE!"
 
 
 def test_upload_page_is_served(pipeline: Pipeline) -> None:
+    # The seed's install check visits /prediction/upload.
     with pipeline.client() as client:
-        pages = [client.get(f"{SEED}/upload/"), client.get(f"{SEED}/upload")]
+        pages = [
+            client.get(f"{prefix}/{path}")
+            for prefix in (SEED, ALIAS)
+            for path in ("upload/", "upload")
+        ]
     for page in pages:
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
@@ -118,6 +301,23 @@ def test_upload_page_is_served(pipeline: Pipeline) -> None:
             assert f'name="{name}"' in page.text
         assert 'type="submit"' in page.text
         assert "/uploader/" in page.text and "/task_status/" in page.text
+        assert 'id="api_key"' in page.text and '"X-API-Key"' in page.text
+
+
+def test_openapi_lists_the_seed_routes_once(pipeline: Pipeline) -> None:
+    with pipeline.client() as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    seed_paths = sorted(p for p in paths if p.startswith((SEED, ALIAS)))
+    assert seed_paths == sorted(
+        f"{SEED}/{route}"
+        for route in (
+            "echo/",
+            "upload/",
+            "uploader/",
+            "task_status/{task_id}",
+            "task_result/{task_id}",
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,6 +330,24 @@ def test_upload_page_is_served(pipeline: Pipeline) -> None:
         ({"json": {"item_a": "TV", "item_b": "Samsung"}}, 415, []),
         ({"data": {"query": "q"}, "files": {"file": ("a.exe", b"MZ\x90")}}, 415, []),
         ({"files": {"file": ("notes.txt", b"text")}}, 422, ["query"]),
+        (
+            {"data": {"item_a": "TV", "item_b": "Samsung"}, "files": {"file": ("a.exe", b"MZ")}},
+            415,
+            [],
+        ),
+        (
+            {
+                "data": {"item_a": "TV", "item_b": "S"},
+                "files": {"file": ("a.txt", b"\xff\xfe\x00")},
+            },
+            415,
+            [],
+        ),
+        (
+            {"data": {"item_a": "TV", "item_b": "S", "callback_url": "not a url"}},
+            422,
+            ["callback_url"],
+        ),
         (
             {
                 "data": {"query": "q"},
@@ -147,6 +365,9 @@ def test_upload_page_is_served(pipeline: Pipeline) -> None:
         "json",
         "exe-document",
         "no-query",
+        "exe-document-with-items",
+        "binary-text-document",
+        "bad-callback-url",
         "two-files",
     ],
 )
@@ -167,6 +388,7 @@ def test_unknown_task_ids_are_404(pipeline: Pipeline) -> None:
         for task_id in (str(uuid.uuid4()), "not-a-task-id"):
             for route in ("task_status", "task_result"):
                 response = client.get(f"{SEED}/{route}/{task_id}")
+                assert client.get(f"{ALIAS}/{route}/{task_id}").status_code == 404
                 assert response.status_code == 404, (route, task_id, response.text)
                 assert response.headers["content-type"] == "application/problem+json"
                 assert response.json()["status"] == 404

@@ -11,19 +11,36 @@ from pathlib import Path
 
 import pytest
 
+from asyncarch.config import KafkaSettings
+from producer_api.security import hash_api_key
 from tests.integration.chromium import DevTools, launch_browser
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, launch_pipeline
 
 pytestmark = pytest.mark.integration
 
 SEED = "/activedocuments/nexans"
 LIVE_STATES = {"PENDING", "RUNNING", "RETRYING", "SUCCESS"}
+API_KEY = "page-tenant-secret-key"
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[DevTools]:
     with launch_browser(tmp_path) as devtools:
         yield devtools
+
+
+@pytest.fixture(scope="module")
+def secured(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """API keys on, and no worker: a task the page submits stays PENDING."""
+    pipeline = launch_pipeline(
+        kafka,
+        tmp_path_factory.mktemp("secured-page"),
+        names=("processor", "api"),
+        API_AUTH_ENABLED="true",
+        API_KEYS=f"page-tenant:{hash_api_key(API_KEY)}",
+    )
+    yield pipeline
+    pipeline.services.stop()
 
 
 def open_upload_page(browser: DevTools, pipeline: Pipeline) -> None:
@@ -80,3 +97,26 @@ def test_an_empty_form_shows_the_problem(pipeline: Pipeline, browser: DevTools) 
     assert error.startswith("422 Invalid request")
     assert "item_a" in error and "item_b" in error
     assert browser.evaluate("document.getElementById('progress').hidden") is True
+
+
+def test_with_api_keys_on_the_page_sends_the_key_it_is_given(
+    secured: Pipeline, browser: DevTools
+) -> None:
+    open_upload_page(browser, secured)
+    browser.type_into("item_a", "TV")
+    browser.type_into("item_b", "Samsung")
+    browser.click("submit")
+    browser.wait_for("document.getElementById('error').textContent !== ''", 15)
+    assert browser.evaluate("document.getElementById('error').textContent").startswith(
+        "401 Unauthorized"
+    )
+
+    browser.type_into("api_key", API_KEY)
+    browser.click("submit")
+    browser.wait_for("document.getElementById('status').textContent === 'PENDING'", 30)
+    task_id = browser.evaluate("document.getElementById('task-id').textContent")
+    with secured.client() as client:
+        anonymous = client.get(f"{SEED}/task_status/{task_id}")
+        keyed = client.get(f"{SEED}/task_status/{task_id}", headers={"X-API-Key": API_KEY})
+    assert anonymous.status_code == 401
+    assert (keyed.status_code, keyed.text) == (200, "Status of the Task PENDING")

@@ -3,6 +3,8 @@
 Each route answers with the seed's text. Every path is served with and without
 its trailing slash: the seed's README writes ``echo/``, its Flask app registered
 ``/echo``, so its clients use either. The slash-less twins stay out of OpenAPI.
+The same routes answer under ``/prediction/`` too, the prefix of the seed's
+install check and examples; that alias stays out of OpenAPI as well.
 """
 
 from __future__ import annotations
@@ -28,24 +30,32 @@ from producer_api.api.deps import (
     TaskStateDep,
 )
 from producer_api.exceptions import UnsupportedMediaType
-from producer_api.models import TASK_REQUEST_BODY, DocumentSearchForm, TaskAccepted, Text
+from producer_api.models import (
+    TASK_REQUEST_BODY,
+    DocumentSearchForm,
+    SeedDocumentForm,
+    TaskAccepted,
+    Text,
+)
 from producer_api.problems import PROBLEM
 from producer_api.security import Caller
 from producer_api.submission import Submission, read_document_form
 from schemas.states import TERMINAL_STATES
 
-__all__ = ["PREFIX", "router"]
+__all__ = ["ALIAS_PREFIX", "PREFIX", "router"]
 
 PREFIX = "/activedocuments/nexans"
+ALIAS_PREFIX = "/prediction"
 ECHO_TEXT = "Hello! FINALMENTE!"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 TaskId = Annotated[str, Path(description="Task id returned by uploader/")]
 
-router = APIRouter(prefix=PREFIX, tags=["seed-compatible"])
+routes = APIRouter(tags=["seed-compatible"])
 
 
 class PairForm(BaseModel):
-    """The seed's form: two items. Other fields are ignored, as the seed ignored them."""
+    """The seed's form without a document: two items. Other fields are ignored, as the
+    seed ignored them."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -54,7 +64,7 @@ class PairForm(BaseModel):
     callback_url: AnyHttpUrl | None = None
 
 
-_PAIR_SCHEMA = {
+_PAIR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["item_a", "item_b"],
     "properties": {
@@ -64,11 +74,19 @@ _PAIR_SCHEMA = {
     | {"callback_url": {"type": "string", "format": "uri"}},
 }
 _DOCUMENT_SCHEMA = TASK_REQUEST_BODY["content"]["multipart/form-data"]["schema"]
+# A document with the seed's items: they are the query when none is given.
+_ITEMS_DOCUMENT_SCHEMA = {
+    **_DOCUMENT_SCHEMA,
+    "required": ["item_a", "item_b", "file"],
+    "properties": {**_DOCUMENT_SCHEMA["properties"], **_PAIR_SCHEMA["properties"]},
+}
 UPLOADER_BODY = {
     "required": True,
     "content": {
         "application/x-www-form-urlencoded": {"schema": _PAIR_SCHEMA},
-        "multipart/form-data": {"schema": {"anyOf": [_PAIR_SCHEMA, _DOCUMENT_SCHEMA]}},
+        "multipart/form-data": {
+            "schema": {"anyOf": [_PAIR_SCHEMA, _DOCUMENT_SCHEMA, _ITEMS_DOCUMENT_SCHEMA]}
+        },
     },
 }
 TASK_PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -79,21 +97,21 @@ TASK_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/echo/", response_class=PlainTextResponse)
-@router.get("/echo", response_class=PlainTextResponse, include_in_schema=False)
+@routes.get("/echo/", response_class=PlainTextResponse)
+@routes.get("/echo", response_class=PlainTextResponse, include_in_schema=False)
 async def echo() -> str:
     """Answers while the web server is up, with the seed's text."""
     return ECHO_TEXT
 
 
-@router.get("/upload/", response_class=HTMLResponse)
-@router.get("/upload", response_class=HTMLResponse, include_in_schema=False)
+@routes.get("/upload/", response_class=HTMLResponse)
+@routes.get("/upload", response_class=HTMLResponse, include_in_schema=False)
 async def upload() -> str:
     """The minimal HTML page: submit a task and watch it to its result."""
     return _upload_page()
 
 
-@router.post(
+@routes.post(
     "/uploader/",
     response_model=TaskAccepted,
     responses={
@@ -107,7 +125,7 @@ async def upload() -> str:
     },
     openapi_extra={"requestBody": UPLOADER_BODY},
 )
-@router.post("/uploader", response_model=TaskAccepted, include_in_schema=False)
+@routes.post("/uploader", response_model=TaskAccepted, include_in_schema=False)
 async def uploader(
     request: Request,
     caller: AdmissionDep,
@@ -115,26 +133,28 @@ async def uploader(
     settings: SettingsDep,
     store: BlobStoreDep,
 ) -> TaskAccepted:
-    """The seed's form post: item_a and item_b (or a file and a query); 200 with the task id."""
+    """The seed's form post: item_a and item_b, with or without a document; 200 with the id."""
     _require_form(request.headers.get("content-type"))
     async with request.form(max_files=1, max_fields=10) as form:
         if not _has_document(form):
             return (await submitter.accept(_pair_submission(form, caller)))[0]
-        document = await read_document_form(request, store, settings.max_upload_bytes)
+        document = await read_document_form(
+            request, store, settings.max_upload_bytes, SeedDocumentForm
+        )
         submission = _document_submission(*document, caller)
     return (await submitter.accept_document(submission, store))[0]
 
 
-@router.get("/task_status/{task_id}", response_class=PlainTextResponse, responses=TASK_PROBLEMS)
-@router.get("/task_status/{task_id}/", response_class=PlainTextResponse, include_in_schema=False)
+@routes.get("/task_status/{task_id}", response_class=PlainTextResponse, responses=TASK_PROBLEMS)
+@routes.get("/task_status/{task_id}/", response_class=PlainTextResponse, include_in_schema=False)
 async def task_status(task_id: TaskId, task_state: TaskStateDep, caller: CallerDep) -> str:
     """The seed's text "Status of the Task <status>"."""
     state = await load_task(task_state, task_id, caller)
     return f"Status of the Task {state['state']}"
 
 
-@router.get("/task_result/{task_id}", response_class=PlainTextResponse, responses=TASK_PROBLEMS)
-@router.get("/task_result/{task_id}/", response_class=PlainTextResponse, include_in_schema=False)
+@routes.get("/task_result/{task_id}", response_class=PlainTextResponse, responses=TASK_PROBLEMS)
+@routes.get("/task_result/{task_id}/", response_class=PlainTextResponse, include_in_schema=False)
 async def task_result(
     task_id: TaskId, task_state: TaskStateDep, caller: CallerDep
 ) -> PlainTextResponse:
@@ -144,6 +164,11 @@ async def task_result(
     if state["state"] in TERMINAL_STATES:
         return PlainTextResponse(text)
     return PlainTextResponse(text, status_code=202, headers={"Retry-After": "1"})
+
+
+router = APIRouter()
+router.include_router(routes, prefix=PREFIX)
+router.include_router(routes, prefix=ALIAS_PREFIX, include_in_schema=False)
 
 
 @cache
