@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, KafkaError, Message
 
-__all__ = ["ConsumerFailed", "collect_batch", "linger_after"]
+__all__ = ["ConsumerFailed", "collect_batch", "is_fatal", "linger_after"]
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,21 @@ def linger_after(batch: list[Message], max_wait_s: float) -> float:
 
 
 def _valid(messages: list[Message]) -> list[Message]:
-    """The messages that are not errors; errors are logged."""
+    """The messages that are not errors; errors are logged, a fatal one raised."""
     valid = []
     for message in messages:
         error = message.error()
-        if error is not None and error.fatal():
+        if error is not None and is_fatal(error):
             raise ConsumerFailed(str(error))
         if error is not None:
             log.warning("consumer error", extra={"error": str(error)})
         else:
             valid.append(message)
     return valid
+
+
+def is_fatal(error: KafkaError) -> bool:
+    """A consumer's fatal error (e.g. its static membership fenced) reaches consume()
+    as an error event with code _FATAL whose ``fatal()`` flag is not set: only the
+    error that librdkafka's fatal_error() returns carries the flag."""
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL

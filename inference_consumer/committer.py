@@ -18,11 +18,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from confluent_kafka import KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaException, Message, Producer, TopicPartition, libversion
 
+from inference_consumer.config import WorkerSettings
 from inference_consumer.emitter import EventEmitter
 from inference_consumer.inference import TaskOutcome
-from inference_consumer.transactions import TransactionStuck, retry_retriable, stage
+from inference_consumer.transactions import (
+    TransactionStuck,
+    call_with_deadline,
+    retry_retriable,
+    stage,
+)
 
 __all__ = [
     "BatchCommitter",
@@ -31,11 +37,48 @@ __all__ = [
     "next_offsets",
     "offset_of",
     "partition_of",
+    "transactional_config",
 ]
 
 log = logging.getLogger(__name__)
 # Bound on one blocking transactional call; a retriable failure is tried again.
 TXN_CALL_TIMEOUT_S = 10.0
+# librdkafka does not enforce send_offsets_to_transaction's timeout: it waits for
+# the group coordinator without bound (confluentinc/librdkafka#5456, #5511), and
+# after a broker restart it was seen to wait forever. Past this the producer is
+# taken as stuck.
+SEND_OFFSETS_DEADLINE_S = TXN_CALL_TIMEOUT_S + 5.0
+LIBRDKAFKA_2_10 = 0x020A0000
+
+
+def transactional_config(settings: WorkerSettings) -> dict[str, Any]:
+    """librdkafka settings of a worker's transactional producer.
+
+    A restarted worker with the same worker_id fences and aborts its
+    predecessor's open transaction at once; a new id relies on KIP-447 group
+    fencing, and on transaction.timeout.ms for the abort.
+    """
+    return {
+        "transactional.id": f"{settings.group_id}-{settings.worker_id}",
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
+        "client.id": settings.worker_id,
+        # A transaction that starts right after the previous commit finds the
+        # coordinator still writing its markers (CONCURRENT_TRANSACTIONS) and is
+        # retried after retry.backoff.ms: librdkafka's 100 ms default cost every
+        # back-to-back batch ~100 ms; 10 ms (growing exponentially) does not.
+        "retry.backoff.ms": 10,
+        **_without_rebootstrap(),
+    }
+
+
+def _without_rebootstrap() -> dict[str, str]:
+    """With every broker down, librdkafka (since 2.10) re-bootstraps and decommissions
+    the brokers it knew, but keeps one as the cached group coordinator: the first
+    send_offsets_to_transaction after the broker returns then waits for it forever
+    (confluentinc/librdkafka#5511). Without re-bootstrap the known brokers just
+    reconnect; a producer that cannot is replaced anyway (SEND_OFFSETS_DEADLINE_S).
+    Older librdkafka never re-bootstraps and does not know the setting."""
+    return {"metadata.recovery.strategy": "none"} if libversion()[1] >= LIBRDKAFKA_2_10 else {}
 
 
 class Outcome(Enum):
@@ -66,6 +109,7 @@ class BatchCommitter:
         emitter: EventEmitter,
         keep_trying: Callable[[], bool],
         transaction_timeout_s: float,
+        send_offsets_deadline_s: float = SEND_OFFSETS_DEADLINE_S,
     ) -> None:
         self._new_producer = new_producer
         self.producer = new_producer()
@@ -74,6 +118,7 @@ class BatchCommitter:
         self._transaction_timeout_s = transaction_timeout_s
         # By then the coordinator has aborted an unfinished transaction anyway.
         self._stuck_after_s = transaction_timeout_s + TXN_CALL_TIMEOUT_S
+        self._send_offsets_deadline_s = send_offsets_deadline_s
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transactions")
         self._in_flight: Future[Outcome] | None = None
 
@@ -149,28 +194,42 @@ class BatchCommitter:
 
     def _replace_producer(self) -> None:
         """A new producer with the same transactional.id: its init fences the old one
-        and completes or aborts the old one's transaction, whichever it had reached."""
-        self.producer.purge()
+        and completes or aborts the old one's transaction, whichever it had reached.
+        The old one may still be blocked in a call on another thread: it is only told
+        to drop its queued messages, without waiting."""
+        self.producer.purge(blocking=False)
         self.producer = self._new_producer()
         self.init()
 
     def _transact(self, batch: FinishedBatch) -> None:
         """Results, FAILED statuses, dead letters and the batch's offsets: one transaction."""
-        self.producer.begin_transaction()
+        producer = self.producer
+        producer.begin_transaction()
         with stage("produce"):
             for (message, _), outcome in zip(batch.decoded, batch.outcomes, strict=True):
-                self.emitter.outcome(self.producer, outcome, message)
+                self.emitter.outcome(producer, outcome, message)
             for message, error in batch.undecodable:
-                self.emitter.dead_letter(self.producer, message, type(error).__name__, str(error))
+                self.emitter.dead_letter(producer, message, type(error).__name__, str(error))
         with stage("commit"):
             offsets = next_offsets(batch.messages)
             self._retry(
-                lambda: self.producer.send_offsets_to_transaction(
-                    offsets, batch.group_metadata, TXN_CALL_TIMEOUT_S
-                ),
+                lambda: self._send_offsets(producer, offsets, batch.group_metadata),
                 "send_offsets",
             )
-            self._retry(lambda: self.producer.commit_transaction(TXN_CALL_TIMEOUT_S), "commit")
+            self._retry(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S), "commit")
+
+    def _send_offsets(
+        self, producer: Producer, offsets: list[TopicPartition], group_metadata: Any
+    ) -> None:
+        """The batch's offsets into the transaction, or TransactionStuck once the call
+        outlives its deadline (it stays blocked on a thread of its own)."""
+        call_with_deadline(
+            lambda: producer.send_offsets_to_transaction(
+                offsets, group_metadata, TXN_CALL_TIMEOUT_S
+            ),
+            "send_offsets",
+            self._send_offsets_deadline_s,
+        )
 
     def _retry(self, operation: Callable[[], None], name: str) -> None:
         retry_retriable(operation, name, self._keep_trying, give_up_after_s=self._stuck_after_s)

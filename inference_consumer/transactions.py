@@ -9,6 +9,7 @@ fenced by a newer one with the same ``transactional.id``: give up).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,19 +19,48 @@ from confluent_kafka import KafkaException
 
 from inference_consumer.metrics import STAGE_SECONDS, TRANSACTION_RETRIES
 
-__all__ = ["TransactionStuck", "retry_retriable", "stage"]
+__all__ = ["TransactionStuck", "call_with_deadline", "retry_retriable", "stage"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 class TransactionStuck(Exception):
-    """A transactional call kept failing with retriable errors past its bound.
+    """A transactional call kept failing with retriable errors past its bound, or
+    did not return at all.
 
-    Seen after a broker restart: librdkafka's request to the transaction
-    coordinator stays in its out-queue and every retry times out. The outcome
-    of the transaction is unknown; only a new producer gets unstuck.
+    Both seen after a broker restart: librdkafka's request to the transaction
+    coordinator stays in its out-queue and every retry times out; or
+    ``send_offsets_to_transaction`` waits for the group coordinator forever. The
+    outcome of the transaction is unknown; only a new producer gets unstuck.
     """
+
+
+def call_with_deadline(operation: Callable[[], T], name: str, deadline_s: float) -> T:
+    """``operation()`` on a daemon thread of its own, waited for at most ``deadline_s``.
+
+    For a librdkafka call whose own timeout is not enforced: past the deadline
+    it raises TransactionStuck and leaves the call blocked on its thread, so the
+    client it was made on must be abandoned (never called or destroyed again).
+    """
+    done = threading.Event()
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            results.append(operation())
+        except BaseException as exc:  # raised again on the caller's thread below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=call, name=f"txn-{name}", daemon=True).start()
+    if not done.wait(deadline_s):
+        raise TransactionStuck(f"{name}: librdkafka did not return within {deadline_s:.0f} s")
+    if errors:
+        raise errors[0]
+    return results[0]
 
 
 def retry_retriable(

@@ -9,12 +9,19 @@ import signal
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from prometheus_client import start_http_server
 
 from asyncarch.blobstore import BlobStore, open_store
 from asyncarch.config import KafkaSettings
-from inference_consumer.batcher import ConsumerFailed, collect_batch, linger_after
+from inference_consumer.batcher import ConsumerFailed, collect_batch, is_fatal, linger_after
 from inference_consumer.cancellations import CancellationWatcher
 from inference_consumer.committer import (
     TXN_CALL_TIMEOUT_S,
@@ -23,6 +30,7 @@ from inference_consumer.committer import (
     Outcome,
     offset_of,
     partition_of,
+    transactional_config,
 )
 from inference_consumer.config import WorkerSettings
 from inference_consumer.emitter import EventEmitter
@@ -64,19 +72,7 @@ class InferenceWorker:
         self._consumer_settings = kafka.librdkafka(**self._consumer_config())
         self.consumer = Consumer(self._consumer_settings)
         self.status_producer = Producer(kafka.producer(**{"client.id": settings.worker_id}))
-        # A restarted worker with the same worker_id fences and aborts its
-        # predecessor's open transaction at once; a new id relies on KIP-447
-        # group fencing, and on transaction.timeout.ms for the abort.
-        transactional = {
-            "transactional.id": f"{settings.group_id}-{settings.worker_id}",
-            "transaction.timeout.ms": settings.transaction_timeout_ms,
-            "client.id": settings.worker_id,
-            # A transaction that starts right after the previous commit finds the
-            # coordinator still writing its markers (CONCURRENT_TRANSACTIONS) and is
-            # retried after retry.backoff.ms: librdkafka's 100 ms default cost every
-            # back-to-back batch ~100 ms; 10 ms (growing exponentially) does not.
-            "retry.backoff.ms": 10,
-        }
+        transactional = transactional_config(settings)
         self.committer = BatchCommitter(
             lambda: Producer(kafka.producer(**transactional)),
             self.emitter,
@@ -161,25 +157,28 @@ class InferenceWorker:
     def _loop(self) -> None:
         """Infer batch n+1 while batch n's transaction commits on the committer's thread."""
         while self._running:
-            self._revoked.clear()
             try:
-                batch = collect_batch(
-                    self.consumer,
-                    self.settings.max_batch,
-                    self._linger_s,
-                    self.settings.poll_timeout_ms / 1000,
-                )
+                self._step()
             except ConsumerFailed as exc:
                 self._replace_consumer(exc)
-                continue
-            self._linger_s = linger_after(batch, self.settings.max_wait_ms / 1000)
-            batch = [m for m in batch if partition_of(m) not in self._revoked]
-            finished = self.infer(batch) if batch else None
-            if not self._settle(finished) or finished is None:
-                continue
-            finished.group_metadata = self.consumer.consumer_group_metadata()
-            self.committer.submit(finished)
-            self._committing = finished
+
+    def _step(self) -> None:
+        """Consume a batch, infer it, settle the transaction in flight, submit this one."""
+        self._revoked.clear()
+        batch = collect_batch(
+            self.consumer,
+            self.settings.max_batch,
+            self._linger_s,
+            self.settings.poll_timeout_ms / 1000,
+        )
+        self._linger_s = linger_after(batch, self.settings.max_wait_ms / 1000)
+        batch = self._without_revoked(batch)
+        finished = self.infer(batch) if batch else None
+        if not self._settle(finished) or finished is None:
+            return
+        finished.group_metadata = self.consumer.consumer_group_metadata()
+        self.committer.submit(finished)
+        self._committing = finished
 
     def infer(self, batch: list[Message]) -> FinishedBatch:
         """Decode a batch, drop cancelled tasks and run the rest through the model."""
@@ -283,16 +282,35 @@ class InferenceWorker:
             if (topic, partition) not in self._revoked:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
 
+    def _without_revoked(self, batch: list[Message]) -> list[Message]:
+        """The batch without the partitions revoked while it was collected. One that was
+        assigned again meanwhile (a rebalance after a broker outage revokes and assigns
+        in one poll) goes back to its committed offset: its dropped messages, from
+        before or after the assignment, are consumed again, not skipped."""
+        again = {
+            partition_of(m): OFFSET_BEGINNING  # nothing committed: the reset policy's start
+            for m in batch
+            if partition_of(m) in self._revoked and m.partition() in self._owned
+        }
+        if again:
+            self._seek_committed(again)
+        return [m for m in batch if partition_of(m) not in self._revoked]
+
     def _rewind_to_committed(self, batch: list[Message]) -> None:
         """After a transaction whose outcome is unknown: consume again from the
         group's committed offsets (past the batch if that transaction committed)."""
         first: dict[tuple[str, int], int] = {}
         for message in batch:
             first.setdefault(partition_of(message), offset_of(message))
-        owned = [TopicPartition(t, p) for (t, p) in first if (t, p) not in self._revoked]
-        committed = self._read_committed_offsets(owned)
+        self._seek_committed({tp: o for tp, o in first.items() if tp not in self._revoked})
+
+    def _seek_committed(self, fallback: dict[tuple[str, int], int]) -> None:
+        """Seek these partitions to the group's committed offsets, or to ``fallback``
+        where none is committed."""
+        partitions = [TopicPartition(t, p) for t, p in fallback]
+        committed = self._read_committed_offsets(partitions)
         for tp in committed:
-            offset = tp.offset if tp.offset >= 0 else first[(tp.topic, tp.partition)]
+            offset = tp.offset if tp.offset >= 0 else fallback[(tp.topic, tp.partition)]
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         log.warning("rewound to the committed offsets", extra={"partitions": len(committed)})
 
@@ -302,6 +320,8 @@ class InferenceWorker:
             try:
                 return list(self.consumer.committed(partitions, timeout=TXN_CALL_TIMEOUT_S))
             except KafkaException as exc:
+                if is_fatal(exc.args[0]):
+                    raise ConsumerFailed(str(exc)) from exc
                 if not self._running:
                     raise
                 log.warning("committed offsets unavailable; retrying", extra={"error": str(exc)})

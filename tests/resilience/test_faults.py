@@ -148,14 +148,6 @@ def test_backpressure_answers_503_and_memory_stays_bounded(
     assert all(p < 2048 for p in peak.values()), why
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "issue #9, open: after the broker returns, a worker given every partition can stall "
-        "without logging (seen in the quick form after earlier worker and processor kills; a "
-        "60 s outage alone recovers). Dump its threads with kill -USR1 <pid> to see where."
-    ),
-)
 def test_broker_sigkilled_and_restarted(
     healthy: ChaosPipeline, encoder: Any, chaos_size: ChaosSize, record_fault: Any
 ) -> None:
