@@ -1,15 +1,11 @@
 """What the monitor reads from Kafka: topics, end offsets, consumer-group lag, dead letters.
 
 Every call blocks (librdkafka) and is bounded by ``timeout_s``; the monitor runs
-them in a thread, one snapshot at a time. Like the API's backpressure probe
-(``producer_api.limits``), a group without a committed offset on a partition
-is counted from the partition's start: its consumers reset to ``earliest``.
-
-The workers write status and results in transactions, each of which ends with
-a commit marker that takes an offset but that no consumer sees: a reader that
-has everything has committed one offset short of the end. As in the
-processor's read-your-writes check, the lag on those topics allows that one
-offset, so a caught-up group shows 0.
+them in a thread, one snapshot at a time. It asks every group at once through
+the admin API, and counts lag as the API's backpressure and the processor's
+read-your-writes check do (``asyncarch.group_probe.PartitionProgress``): from the
+partition's start when a group has committed nothing, and without the commit
+marker that ends a transactional topic, so a caught-up group shows 0.
 """
 
 from __future__ import annotations
@@ -27,6 +23,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from asyncarch.config import KafkaSettings
+from asyncarch.group_probe import PartitionProgress
 from producer_api.dead_letter_tail import DeadLetterTail
 from schemas.topics import TopicSettings
 
@@ -55,7 +52,6 @@ class ClusterProbe:
     ) -> None:
         self.topics, self.groups, self.timeout_s = topics, groups, timeout_s
         self._kafka, self._dead_letter_count = kafka, dead_letters
-        self._marked = frozenset((topics.status, topics.results))
         self._clients: tuple[AdminClient, DeadLetterTail] | None = None
         self._lock = threading.Lock()
 
@@ -133,16 +129,20 @@ class ClusterProbe:
         rows = []
         for topic, partition in read:
             offset = committed.get((topic, partition), -1)
-            start, end = starts[(topic, partition)], ends[(topic, partition)]
-            position = offset if offset >= 0 else start
-            slack = 1 if topic in self._marked else 0
+            progress = PartitionProgress(
+                topic,
+                partition,
+                starts[(topic, partition)],
+                ends[(topic, partition)],
+                offset if offset >= 0 else None,
+            )
             rows.append(
                 {
                     "topic": topic,
                     "partition": partition,
-                    "committed": offset if offset >= 0 else None,
-                    "end": end,
-                    "lag": max(end - position - slack, 0),
+                    "committed": progress.committed,
+                    "end": progress.end,
+                    "lag": progress.lag(self.topics.transactional),
                 }
             )
         state, members = self._describe(watch.group)

@@ -7,9 +7,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
 from asyncarch.config import KafkaSettings
+from asyncarch.group_probe import GroupProbe
 from producer_api.exceptions import Overloaded, TooManyRequests
 
 __all__ = ["RateLimiter", "WaitingTasksMonitor"]
@@ -57,9 +58,7 @@ class WaitingTasksMonitor:
     ) -> None:
         self.topic, self.limit, self.interval_s = topic, limit, interval_s
         self.waiting = 0
-        # A consumer that names the workers' group but never subscribes: it only
-        # reads the group's committed offsets and the partitions' watermarks.
-        self._probe = Consumer(kafka.librdkafka(**{"group.id": group, "enable.auto.commit": False}))
+        self._probe = GroupProbe(kafka, group)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lag-monitor", daemon=True)
         self._thread.start()
@@ -84,10 +83,5 @@ class WaitingTasksMonitor:
 
     def measure(self) -> int:
         """Requests written but not yet committed by the workers' group."""
-        metadata = self._probe.list_topics(self.topic, timeout=5).topics[self.topic]
-        partitions = [TopicPartition(self.topic, p) for p in metadata.partitions]
-        waiting = 0
-        for tp in self._probe.committed(partitions, timeout=5):
-            low, high = self._probe.get_watermark_offsets(tp, timeout=5, cached=False)
-            waiting += high - (tp.offset if tp.offset >= 0 else low)
-        return waiting
+        progress = self._probe.progress(self._probe.partitions(self.topic))
+        return sum(partition.lag() for partition in progress)

@@ -64,6 +64,11 @@ class TopicSettings(BaseSettings):
         """Public compacted topic: the latest state of every task."""
         return f"{self.prefix}.tasks.state"
 
+    @property
+    def transactional(self) -> frozenset[str]:
+        """Topics the workers write in transactions: each ends in a commit marker."""
+        return frozenset((self.status, self.results))
+
     @cached_property
     def specs(self) -> tuple[TopicSpec, ...]:
         """Every topic the pipeline needs, with its configuration."""

@@ -15,8 +15,8 @@ Two questions use it:
 
 A source offset counts as applied when the agent processed it in this process,
 or when the app's group committed past it (Faust flushes the changelog before
-committing). Transactional topics end with a commit marker that no consumer
-sees, so one offset of slack is allowed there.
+committing); ``asyncarch.group_probe`` reads the group's progress (and allows
+for the commit marker that ends a transactional topic).
 
 When the answer cannot be known in time (partitions moving, the table still
 recovering from its changelog, the replay not done within the bound, or the
@@ -31,9 +31,10 @@ import time
 from collections import defaultdict
 from functools import cache
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 from faust.web.exceptions import ServiceUnavailable
 
+from asyncarch.group_probe import GroupProbe, PartitionProgress
 from stream_processors.app import app, kafka_settings, processor_settings, topic_settings
 
 __all__ = ["applied_offsets", "caught_up", "forget_warm_partitions", "warm_up"]
@@ -43,11 +44,6 @@ KAFKA_QUERY_TIMEOUT_S = 2.0
 # Highest source offset the agent applied, per (topic, partition).
 applied_offsets: dict[tuple[str, int], int] = defaultdict(lambda: -1)
 _warm: set[int] = set()
-
-
-def _marker_slack(topic: str) -> int:
-    """Status and results are written in worker transactions, which end in a marker."""
-    return 1 if topic in (topic_settings.status, topic_settings.results) else 0
 
 
 async def caught_up(partition: int, topics: tuple[str, ...]) -> bool:
@@ -61,13 +57,10 @@ async def caught_up(partition: int, topics: tuple[str, ...]) -> bool:
     deadline = time.monotonic() + processor_settings.read_your_writes_timeout_s
     loop = asyncio.get_running_loop()
     try:
-        ends = await loop.run_in_executor(None, _progress, partition, topics)
+        progress = await loop.run_in_executor(None, _progress, partition, topics)
     except KafkaException as exc:
         raise ServiceUnavailable(f"Kafka does not answer: {exc}") from exc
-    while any(
-        max(applied_offsets[(topic, partition)] + 1, committed) < high - _marker_slack(topic)
-        for topic, (high, committed) in ends.items()
-    ):
+    while any(_behind(p) for p in progress):
         if time.monotonic() > deadline:
             raise ServiceUnavailable(f"partition {partition} is still catching up")
         await asyncio.sleep(0.02)
@@ -107,30 +100,17 @@ def source_topics() -> tuple[str, ...]:
     )
 
 
+def _behind(progress: PartitionProgress) -> bool:
+    """Whether the table lacks offsets below the partition's end (as of the probe)."""
+    applied = applied_offsets[(progress.topic, progress.partition)]
+    return progress.lag(topic_settings.transactional, read_to=applied + 1) > 0
+
+
 @cache
-def _reader() -> Consumer:
-    # Named after the app's consumer group but never subscribed: it only reads
-    # that group's committed offsets and the partitions' watermarks. It never
-    # polls, so librdkafka would print its connection errors straight to stderr
-    # (ten lines a second while the broker is down): only critical ones are
-    # kept; a failed query surfaces as a 503 answer instead.
-    return Consumer(
-        kafka_settings.librdkafka(
-            **{"group.id": app.conf.id, "enable.auto.commit": False, "log_level": 2}
-        )
-    )
+def _probe() -> GroupProbe:
+    return GroupProbe(kafka_settings, app.conf.id, KAFKA_QUERY_TIMEOUT_S)
 
 
-def _progress(partition: int, topics: tuple[str, ...]) -> dict[str, tuple[int, int]]:
-    """Per topic: the partition's high watermark and the group's committed offset."""
-    reader = _reader()
-    timeout_s = KAFKA_QUERY_TIMEOUT_S
-    tps = [TopicPartition(topic, partition) for topic in topics]
-    committed = {tp.topic: tp.offset for tp in reader.committed(tps, timeout=timeout_s)}
-    return {
-        tp.topic: (
-            reader.get_watermark_offsets(tp, timeout=timeout_s, cached=False)[1],
-            committed[tp.topic],
-        )
-        for tp in tps
-    }
+def _progress(partition: int, topics: tuple[str, ...]) -> list[PartitionProgress]:
+    """The app group's progress on ``partition`` of each of ``topics``."""
+    return _probe().progress((topic, partition) for topic in topics)
