@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from confluent_kafka import KafkaException, Message, Producer, TopicPartition, libversion
+from confluent_kafka import KafkaException, Message, Producer, TopicPartition
 
 from inference_consumer.config import WorkerSettings
 from inference_consumer.emitter import EventEmitter
@@ -48,7 +48,6 @@ TXN_CALL_TIMEOUT_S = 10.0
 # after a broker restart it was seen to wait forever. Past this the producer is
 # taken as stuck.
 SEND_OFFSETS_DEADLINE_S = TXN_CALL_TIMEOUT_S + 5.0
-LIBRDKAFKA_2_10 = 0x020A0000
 
 
 def transactional_config(settings: WorkerSettings) -> dict[str, Any]:
@@ -67,18 +66,14 @@ def transactional_config(settings: WorkerSettings) -> dict[str, Any]:
         # retried after retry.backoff.ms: librdkafka's 100 ms default cost every
         # back-to-back batch ~100 ms; 10 ms (growing exponentially) does not.
         "retry.backoff.ms": 10,
-        **_without_rebootstrap(),
+        # With every broker down, librdkafka (since 2.10) re-bootstraps and
+        # decommissions the brokers it knew but keeps one as the cached group
+        # coordinator: the first send_offsets_to_transaction after the broker
+        # returns then waits for it forever (confluentinc/librdkafka#5511).
+        # Without re-bootstrap the known brokers just reconnect; a producer that
+        # cannot is replaced anyway (SEND_OFFSETS_DEADLINE_S).
+        "metadata.recovery.strategy": "none",
     }
-
-
-def _without_rebootstrap() -> dict[str, str]:
-    """With every broker down, librdkafka (since 2.10) re-bootstraps and decommissions
-    the brokers it knew, but keeps one as the cached group coordinator: the first
-    send_offsets_to_transaction after the broker returns then waits for it forever
-    (confluentinc/librdkafka#5511). Without re-bootstrap the known brokers just
-    reconnect; a producer that cannot is replaced anyway (SEND_OFFSETS_DEADLINE_S).
-    Older librdkafka never re-bootstraps and does not know the setting."""
-    return {"metadata.recovery.strategy": "none"} if libversion()[1] >= LIBRDKAFKA_2_10 else {}
 
 
 class Outcome(Enum):
