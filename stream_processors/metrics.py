@@ -2,7 +2,7 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from stream_processors.webhooks import OUTCOMES
+from stream_processors.delivery.deliveries import OUTCOMES
 
 __all__ = [
     "RECOVERY_SECONDS",

@@ -2,7 +2,7 @@
 
 Beside it, a small table of recently expired task ids (mapped to when they
 expired, epoch ms), so a query for an expired task answers 410 rather than 404,
-and the webhook deliveries of finished tasks (``stream_processors.webhooks``).
+and the webhook deliveries of finished tasks (``stream_processors.delivery``).
 All are keyed by task id and co-partitioned with the task topics.
 """
 

@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_processors.app import app, topic_settings
 from stream_processors.catch_up import caught_up, forget_warm_partitions, warm_up
+from stream_processors.delivery.deliveries import with_webhook
 from stream_processors.state_machine import TERMINAL_STATES
 from stream_processors.tables import (
     expired_tasks,
@@ -33,7 +34,6 @@ from stream_processors.tables import (
     webhook_deliveries,
 )
 from stream_processors.waiters import wait_for_change, wake_all
-from stream_processors.webhooks import with_webhook
 
 __all__ = ["MAX_WAIT_S", "get_task", "health", "metrics"]
 

@@ -1,5 +1,9 @@
-"""Faust agents and timers, one module each."""
+"""Faust agents and timers, one module each.
 
-from stream_processors.agents import expiry, table_metrics, task_events, webhooks
+The webhook delivery timer lives with the rest of delivery, in
+``stream_processors.delivery.dispatch``.
+"""
 
-__all__ = ["expiry", "table_metrics", "task_events", "webhooks"]
+from stream_processors.agents import expiry, table_metrics, task_events
+
+__all__ = ["expiry", "table_metrics", "task_events"]

@@ -6,9 +6,9 @@ import logging
 from typing import Any
 
 from schemas.exceptions import EventDecodeError
-from stream_processors.agents.webhooks import schedule_webhook
 from stream_processors.app import app, topic_settings
 from stream_processors.catch_up import applied_offsets
+from stream_processors.delivery.dispatch import schedule_webhook
 from stream_processors.events import to_task_event
 from stream_processors.metrics import STATE_CHANGES, TASK_LATENCY_SECONDS
 from stream_processors.publish import Headers, publish_state_change

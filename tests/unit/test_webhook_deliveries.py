@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stream_processors.config import DEV_WEBHOOK_SECRET, ProcessorSettings
-from stream_processors.webhooks import (
+from stream_processors.delivery.deliveries import (
     AttemptResult,
     DueDeliveries,
     RetryPolicy,

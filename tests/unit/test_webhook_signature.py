@@ -7,7 +7,7 @@ import json
 import pytest
 
 from asyncarch.client import WebhookSignatureError, verify_webhook_signature
-from stream_processors.webhook_payload import (
+from stream_processors.delivery.payload import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     delivery_id,

@@ -7,9 +7,9 @@ import ipaddress
 import httpx
 import pytest
 
+from stream_processors.delivery.http import send_webhook
+from stream_processors.delivery.targets import address_refusal, parse_networks, resolve_target
 from stream_processors.exceptions import WebhookRefused, WebhookTargetUnresolved
-from stream_processors.webhook_http import send_webhook
-from stream_processors.webhook_targets import address_refusal, parse_networks, resolve_target
 
 REFUSED = {
     "127.0.0.1": "loopback",

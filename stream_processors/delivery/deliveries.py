@@ -3,7 +3,7 @@
 Pure logic, no Faust and no network. A delivery is a JSON value of the
 ``webhook-deliveries`` table, keyed by task id: where it goes, whether it is
 ``pending``, ``delivered``, ``failed`` or ``refused``, when the next attempt is
-due, and the attempts so far. ``agents/webhooks.py`` acts on it.
+due, and the attempts so far. ``delivery/dispatch.py`` acts on it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncarch.backoff import full_jitter_s
+from stream_processors.delivery.payload import delivery_id, event_type
 from stream_processors.state_machine import TERMINAL_STATES
-from stream_processors.webhook_payload import delivery_id, event_type
 
 __all__ = [
     "OUTCOMES",

@@ -22,6 +22,17 @@ import httpx
 
 from asyncarch.clock import now_ms
 from stream_processors.app import app, processor_settings
+from stream_processors.delivery.deliveries import (
+    PENDING,
+    DueDeliveries,
+    RetryPolicy,
+    needs_delivery,
+    new_delivery,
+    record_attempt,
+)
+from stream_processors.delivery.http import new_http_client, send_webhook
+from stream_processors.delivery.payload import webhook_body, webhook_headers
+from stream_processors.delivery.targets import parse_networks
 from stream_processors.metrics import WEBHOOK_ATTEMPTS
 from stream_processors.tables import (
     owned_partitions,
@@ -29,17 +40,6 @@ from stream_processors.tables import (
     task_partition,
     task_states,
     webhook_deliveries,
-)
-from stream_processors.webhook_http import new_http_client, send_webhook
-from stream_processors.webhook_payload import webhook_body, webhook_headers
-from stream_processors.webhook_targets import parse_networks
-from stream_processors.webhooks import (
-    PENDING,
-    DueDeliveries,
-    RetryPolicy,
-    needs_delivery,
-    new_delivery,
-    record_attempt,
 )
 
 __all__ = ["dispatch_webhooks", "schedule_webhook"]

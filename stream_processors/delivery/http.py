@@ -14,9 +14,14 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 
+from stream_processors.delivery.deliveries import (
+    REFUSED,
+    RETRYING,
+    AttemptResult,
+    classify_response,
+)
+from stream_processors.delivery.targets import IPNetwork, Resolver, WebhookTarget, resolve_target
 from stream_processors.exceptions import WebhookRefused, WebhookTargetUnresolved
-from stream_processors.webhook_targets import IPNetwork, Resolver, WebhookTarget, resolve_target
-from stream_processors.webhooks import REFUSED, RETRYING, AttemptResult, classify_response
 
 __all__ = ["new_http_client", "send_webhook"]
 
