@@ -11,7 +11,9 @@ import json
 import time
 import uuid
 import zlib
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import fastavro
 import httpx
@@ -24,6 +26,8 @@ from schemas.codec import SCHEMA_DIR
 from schemas.headers import header_value
 
 __all__ = [
+    "NotYet",
+    "eventually",
     "make_pdf",
     "make_raw_pdf",
     "read_all",
@@ -31,6 +35,53 @@ __all__ = [
     "submit_similarity_tasks",
     "wait_healthy",
 ]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NotYet:
+    """A falsy answer for ``eventually`` that still shows what was seen, should time run out."""
+
+    seen: object
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def eventually(
+    condition: Callable[[], T],
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.2,
+    ignoring: tuple[type[Exception], ...] = (),
+) -> T:
+    """Call ``condition`` every ``interval_s`` until it returns something truthy; that value.
+
+    An exception of a type in ``ignoring`` counts as "not yet"; any other one
+    propagates at once (an assertion inside ``condition`` fails fast).
+
+    Raises:
+        AssertionError: after ``timeout_s``, naming ``what`` and the last value or
+            exception seen.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            last: object = condition()
+        except ignoring as exc:
+            last = exc
+        else:
+            if last:
+                return last  # type: ignore[return-value]
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout_s}s: {what}; last seen: {_shown(last)}")
+        time.sleep(interval_s)
+
+
+def _shown(value: object, limit: int = 3000) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"...{text[-limit:]}"
 
 
 def read_all(kafka: KafkaSettings, topic: str, expected: int, timeout_s: float = 30.0) -> list:
@@ -58,17 +109,14 @@ def read_all(kafka: KafkaSettings, topic: str, expected: int, timeout_s: float =
 
 def wait_healthy(port: int, services: ServiceGroup, timeout_s: float = 180.0) -> dict:
     """Poll a Faust worker's /health/ until it answers 200; its body."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def healthy() -> httpx.Response | None:
         assert services.first_exited() is None, f"{services.first_exited()} exited"
-        try:
-            response = httpx.get(f"http://127.0.0.1:{port}/health/", timeout=2)
-            if response.status_code == 200:
-                return response.json()
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"Faust worker on port {port} not healthy within {timeout_s}s")
+        response = httpx.get(f"http://127.0.0.1:{port}/health/", timeout=2)
+        return response if response.status_code == 200 else None
+
+    what = f"Faust worker on port {port} healthy"
+    return eventually(healthy, timeout_s, what, 0.1, (httpx.HTTPError,)).json()
 
 
 def submit_similarity_tasks(client: httpx.Client, count: int, tag: str = "") -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from asyncarch.kafka_admin import ensure_topics
 from asyncarch.local_kafka import LocalKafka
 from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
+from tests.helpers import NotYet, eventually
 
 TEST_PARTITIONS = 3
 UPLOAD_LIMIT = 256 * 1024
@@ -103,17 +103,13 @@ def service_env(
 
 def wait_ready(url: str, services: ServiceGroup, timeout_s: float = 120.0) -> None:
     """Block until ``/readyz`` answers 200; fail if a service dies first."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if (dead := services.first_exited()) is not None:
             raise AssertionError(f"service {dead} exited during start-up")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"pipeline not ready within {timeout_s}s")
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+
+    eventually(ready, timeout_s, "pipeline ready", 0.3, (httpx.HTTPError,))
 
 
 def launch_pipeline(
@@ -176,16 +172,14 @@ def wait_for_task(
     client: httpx.Client, task_id: str, done: Callable[[dict], bool], timeout_s: float = 60.0
 ) -> dict:
     """Poll a task's status body until ``done(body)``; fail with the last body."""
-    deadline = time.monotonic() + timeout_s
-    body: dict = {}
-    while time.monotonic() < deadline:
+
+    def body_when_done() -> dict | NotYet:
         response = client.get(f"/v1/tasks/{task_id}")
         assert response.status_code == 200, response.text
         body = response.json()
-        if done(body):
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"task {task_id} never got there; last seen: {body}")
+        return body if done(body) else NotYet(body)
+
+    return eventually(body_when_done, timeout_s, f"task {task_id} done", 0.1)
 
 
 def wait_for_state(

@@ -15,7 +15,7 @@ from aiokafka.partitioner import murmur2
 
 from asyncarch.config import KafkaSettings
 from asyncarch.supervisor import ServiceGroup
-from tests.helpers import submit_similarity_tasks, wait_healthy
+from tests.helpers import NotYet, eventually, submit_similarity_tasks, wait_healthy
 from tests.integration.conftest import (
     TEST_PARTITIONS,
     Pipeline,
@@ -37,15 +37,15 @@ def task_partition(task_id: str) -> int:
 
 def wait_for_split(ports: list[int], services: ServiceGroup, timeout_s: float = 180.0) -> dict:
     """Wait until the workers own disjoint partitions covering all; port -> partitions."""
-    deadline = time.monotonic() + timeout_s
-    owned: dict[int, list[int]] = {}
-    while time.monotonic() < deadline:
+
+    def split() -> dict[int, list[int]] | NotYet:
         owned = {port: wait_healthy(port, services)["partitions"] for port in ports}
         mine = [p for parts in owned.values() for p in parts]
         if sorted(mine) == list(range(TEST_PARTITIONS)) and all(owned.values()):
             return owned
-        time.sleep(0.5)
-    raise AssertionError(f"partitions never split across the workers: {owned}")
+        return NotYet(owned)
+
+    return eventually(split, timeout_s, "partitions split across the workers", 0.5)
 
 
 def query(port: int, task_id: str) -> httpx.Response:

@@ -22,7 +22,7 @@ from asyncarch.config import KafkaSettings
 from schemas.codec import codec_for
 from schemas.headers import event_headers
 from schemas.topics import TopicSettings
-from tests.helpers import replay_task_states, submit_similarity_tasks
+from tests.helpers import NotYet, eventually, replay_task_states, submit_similarity_tasks
 from tests.integration.conftest import Pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
@@ -58,10 +58,11 @@ def inject_failed_task(kafka: KafkaSettings, topics: TopicSettings) -> str:
 
 def wait_until_known(client: httpx.Client, task_id: str, timeout_s: float = 30.0) -> None:
     """For a task that never had a request: the API knows it once its events are applied."""
-    deadline = time.monotonic() + timeout_s
-    while client.get(f"/v1/tasks/{task_id}").status_code == 404:
-        assert time.monotonic() < deadline, f"{task_id} never became known"
-        time.sleep(0.2)
+    eventually(
+        lambda: client.get(f"/v1/tasks/{task_id}").status_code != 404,
+        timeout_s,
+        f"{task_id} known",
+    )
 
 
 def _matches(record: dict[str, Any] | None, view: dict[str, Any]) -> bool:
@@ -106,13 +107,11 @@ def _tail_lines(path: Path) -> list[str]:
 
 
 def _wait_for_lines(path: Path, task_ids: Iterable[str], timeout_s: float = 30.0) -> list[str]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def lines_naming_all() -> list[str] | NotYet:
         lines = _tail_lines(path)
-        if all(any(t in line for line in lines) for t in task_ids):
-            return lines
-        time.sleep(0.2)
-    raise AssertionError(f"tail printed only:\n{path.read_text()}")
+        return lines if all(any(t in line for line in lines) for t in task_ids) else NotYet(lines)
+
+    return eventually(lines_naming_all, timeout_s, "tail printing every task")
 
 
 def test_tail_prints_success_changes_and_stops_on_ctrl_c(

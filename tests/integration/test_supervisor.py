@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -30,23 +29,13 @@ from asyncarch.ownership import busy_ports
 from asyncarch.process import alive, spawn
 from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
+from tests.helpers import eventually
 from tests.integration.conftest import free_port, service_env, wait_for_state
 from tests.resilience.audit import committed_results
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 STARTED = re.compile(r"started (\S+) \(pid (\d+)\)")
-
-
-def eventually(condition: Callable[[], T | None], timeout_s: float, what: str) -> T:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout_s}s: {what}")
 
 
 @dataclass

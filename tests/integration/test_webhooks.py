@@ -11,16 +11,17 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from asyncarch.client import WebhookSignatureError, verify_webhook_signature
 from asyncarch.config import KafkaSettings
-from tests.helpers import wait_healthy
+from tests.helpers import NotYet, eventually, wait_healthy
 from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state, wait_for_task
 
 pytestmark = pytest.mark.integration
@@ -172,7 +173,8 @@ def test_500_twice_then_200_is_three_attempts_and_no_more(
     with hooked.client() as client:
         task_id = submit(client, receiver.base + path)
         body = wait_for_webhook(client, task_id, {"delivered"})
-        time.sleep(3 * BACKOFF_MAX_S)  # long enough for any further retry to happen
+        # Not a wait for a condition: a window in which a further retry, if any, would happen.
+        time.sleep(3 * BACKOFF_MAX_S)
         later = client.get(f"/v1/tasks/{task_id}").json()
     hits = receiver.to(path)
     assert len(hits) == 3
@@ -224,7 +226,12 @@ def test_a_failing_callback_does_not_delay_other_tasks(
     with hooked.client() as client:
         stuck = [submit(client, receiver.base + path) for path in hanging]
         submit(client, receiver.base + failing)
-        _wait_until(lambda: all(receiver.to(path) for path in [*hanging, failing]))
+        eventually(
+            lambda: all(receiver.to(path) for path in [*hanging, failing]),
+            30,
+            "an attempt at every hanging and failing callback",
+            0.1,
+        )
         first_hang = min(receiver.to(path)[0].at for path in hanging)
         task_id = submit(client, receiver.base + ok)
         finished = wait_for_state(client, task_id, {"SUCCESS"})
@@ -245,7 +252,7 @@ def test_pending_deliveries_resume_after_a_processor_crash(
     with hooked.client() as client:
         task_id = submit(client, receiver.base + path)
         _wait_for_attempts(client, task_id, 2)
-        time.sleep(0.5)  # the attempts' changelog writes reach the broker
+        _wait_for_changelog_attempts(hooked, task_id, 2)
         process = hooked.services.processes["processor"]
         process.kill()
         process.wait(10)
@@ -288,29 +295,43 @@ def _webhook_metrics(pipeline: Pipeline) -> dict[str, float]:
     return counts
 
 
-def _wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-
-
 def _wait_for_attempts(client: httpx.Client, task_id: str, count: int) -> dict:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def body_with_attempts() -> dict | NotYet:
         body = client.get(f"/v1/tasks/{task_id}").json()
-        if len(webhook_entries(body)) >= count:
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"fewer than {count} webhook attempts of {task_id}")
+        return body if len(webhook_entries(body)) >= count else NotYet(body)
+
+    return eventually(body_with_attempts, 30, f"{count} webhook attempts of {task_id}", 0.1)
 
 
 def _wait_for_outcome(client: httpx.Client, task_id: str, error: str, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def entry_with_error() -> dict | None:
         body = client.get(f"/v1/tasks/{task_id}").json()
-        for entry in webhook_entries(body):
-            if entry.get("error", {}).get("type") == error:
-                return entry
-        time.sleep(0.2)
-    raise AssertionError(f"no {error} attempt of {task_id} within {timeout_s}s")
+        failed = [e for e in webhook_entries(body) if e.get("error", {}).get("type") == error]
+        return failed[0] if failed else None
+
+    return eventually(entry_with_error, timeout_s, f"a {error} attempt of {task_id}")
+
+
+def _wait_for_changelog_attempts(pipeline: Pipeline, task_id: str, count: int) -> None:
+    """Until the deliveries changelog on the broker holds ``count`` attempts of ``task_id``."""
+    app_id = pipeline.services.env["PROCESSOR_APP_ID"]
+    topic = f"{app_id}-webhook-deliveries-changelog"
+    consumer = Consumer(
+        pipeline.kafka.librdkafka(
+            **{"group.id": f"changelog-{uuid.uuid4().hex}", "enable.auto.commit": False}
+        )
+    )
+    partitions = range(pipeline.topics.partitions)
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    recorded = {"attempts": 0}
+
+    def attempts_on_broker() -> bool:
+        for message in consumer.consume(100, timeout=0.5):
+            if not message.error() and message.key() == task_id.encode() and message.value():
+                recorded["attempts"] = json.loads(message.value())["attempt_count"]
+        return recorded["attempts"] >= count
+
+    try:
+        eventually(attempts_on_broker, 30, f"{count} attempts of {task_id} in {topic}", 0)
+    finally:
+        consumer.close()

@@ -16,6 +16,7 @@ from asyncarch.supervisor import ServiceGroup
 from schemas.codec import codec_for
 from schemas.headers import event_headers
 from schemas.topics import TopicSettings
+from tests.helpers import NotYet, eventually
 from tests.integration.conftest import service_env
 
 pytestmark = pytest.mark.integration
@@ -80,15 +81,11 @@ class CommittedResults:
 
 
 def wait_for_log(path: Path, text: str, count: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().count(text) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(
-        f"{text!r} seen fewer than {count} times in {path}:\n"
-        f"{path.read_text()[-3000:] if path.exists() else ''}"
-    )
+    def seen_enough() -> bool | NotYet:
+        log = path.read_text() if path.exists() else ""
+        return log.count(text) >= count or NotYet(log[-3000:])
+
+    eventually(seen_enough, timeout_s, f"{text!r} seen {count} times in {path}", 0.05)
 
 
 def workers(kafka: KafkaSettings, topics: TopicSettings, log_dir: Path) -> ServiceGroup:

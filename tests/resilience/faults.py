@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from aiokafka.partitioner import murmur2
 
+from tests.helpers import eventually
 from tests.resilience.audit import TERMINAL, Audit, audit
 from tests.resilience.ledger import Ledger, LoadGenerator, similarity_inputs, submit
 from tests.resilience.pipeline import PARTITIONS, ChaosPipeline
@@ -139,10 +140,7 @@ def recovery_after(run: FaultRun, fault_at: float) -> float | None:
 def wait_until(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> float:
     """Seconds until ``condition()`` held; raises AssertionError after ``timeout_s``."""
     started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"condition not met within {timeout_s}s")
-        time.sleep(interval_s)
+    eventually(condition, timeout_s, "condition met", interval_s)
     return time.monotonic() - started
 
 
