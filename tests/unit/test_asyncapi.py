@@ -41,11 +41,14 @@ def topics() -> TopicSettings:
 
 
 def topic_properties() -> list[str]:
-    """TopicSettings' topic-name properties (requests, status, ...)."""
+    """TopicSettings' topic-name properties (requests, status, ...): those that name one
+    topic (a ``str``), not groups of them such as ``transactional``."""
     return [
         name
         for name, value in vars(TopicSettings).items()
-        if isinstance(value, property) and not name.startswith("_")
+        if isinstance(value, property)
+        and not name.startswith("_")
+        and value.fget.__annotations__.get("return") in ("str", str)
     ]
 
 
