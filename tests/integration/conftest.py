@@ -53,6 +53,18 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSettings]:
 
 
 @pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of this test's own, so it can be stopped or killed without harming
+    the other tests (they share the session's ``kafka``)."""
+    broker = LocalKafka(state_dir=tmp_path / "node", port=free_port(), controller_port=free_port())
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.destroy()
+
+
+@pytest.fixture
 def topic_factory(kafka: KafkaSettings) -> Iterator[TopicSettings]:
     """A fresh, created set of pipeline topics per test, so tests never share messages."""
     topics = TopicSettings(prefix=f"t-{uuid.uuid4().hex[:10]}", partitions=TEST_PARTITIONS)

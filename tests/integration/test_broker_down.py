@@ -99,17 +99,6 @@ def test_post_answers_503_within_a_second_when_no_broker_listens(
         services.stop()
 
 
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
-    """A broker of this test's own, so it can be stopped without harming other tests."""
-    broker = LocalKafka(state_dir=tmp_path / "node", port=free_port(), controller_port=free_port())
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.destroy()
-
-
 def _accepted_ids(kafka: KafkaSettings, topic: str) -> set[str]:
     """Keys of every request event on ``topic`` (read to its end)."""
     consumer = Consumer(kafka.librdkafka(**{"group.id": uuid.uuid4().hex}))

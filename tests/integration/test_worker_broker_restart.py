@@ -15,8 +15,6 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -37,23 +35,11 @@ from inference_consumer.transactions import call_with_deadline
 from schemas.codec import codec_for
 from schemas.exceptions import EventDecodeError
 from schemas.topics import TopicSettings
-from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 BATCH = 3
 OUTAGE_S = 5.0  # how long the broker stays dead: the fault, not a wait for a condition
 COMMIT_DEADLINE_S = 60.0
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
-    """A broker of this test's own, so it can be killed without harming other tests."""
-    broker = LocalKafka(state_dir=tmp_path / "node", port=free_port(), controller_port=free_port())
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.destroy()
 
 
 def _write(kafka: KafkaSettings, topic: str, count: int) -> None:
