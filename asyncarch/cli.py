@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asyncarch.config import KafkaSettings
-from asyncarch.logs import configure_logging
 from schemas.states import ALL_STATES
 
 if TYPE_CHECKING:
@@ -76,7 +75,6 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _worker(_: argparse.Namespace) -> int:
-    configure_logging("inference_consumer")
     from inference_consumer.worker import main as worker_main
 
     worker_main()

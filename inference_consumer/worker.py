@@ -21,6 +21,7 @@ from prometheus_client import start_http_server
 
 from asyncarch.blobstore import BlobStore, open_store
 from asyncarch.config import KafkaSettings
+from asyncarch.logs import configure_logging
 from inference_consumer.batcher import ConsumerFailed, collect_batch, is_fatal, linger_after
 from inference_consumer.cancellations import CancellationWatcher
 from inference_consumer.committer import (
@@ -365,6 +366,7 @@ def _record(batch: FinishedBatch) -> None:
 
 def main() -> None:
     """Entry point of ``asyncarch worker``; ``kill -USR1 <pid>`` prints every thread's stack."""
+    configure_logging("inference_consumer")
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings = WorkerSettings()
     if settings.metrics_port:

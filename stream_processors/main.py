@@ -40,8 +40,8 @@ class RepeatedKafkaErrors(logging.Filter):
         return True
 
 
-class JsonLogWorker(Worker):
-    """A Faust worker whose log records are JSON lines, like every other service's."""
+class ServiceLogWorker(Worker):
+    """A Faust worker that logs through ``asyncarch.logs``, like every other service."""
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         configure_logging("stream_processors")
@@ -68,4 +68,4 @@ def main() -> None:
         for table in app.tables.values()
     ]
     create_topics(kafka_settings, changelogs, topic_settings.replication_factor)
-    JsonLogWorker(app, loglevel="INFO").execute_from_commandline()
+    ServiceLogWorker(app, loglevel="INFO").execute_from_commandline()
