@@ -74,7 +74,18 @@ def _api(args: argparse.Namespace) -> int:
     return 0
 
 
+def skip_unused_model_imports() -> None:
+    """The model package depends on sentence-transformers, which installs
+    scikit-learn; transformers then imports it (and the SciPy modules it needs)
+    with its model classes, for assisted generation only. The worker never uses
+    it: a None entry makes importlib report the package missing, which saves
+    ~1.2 s of every (re)start and ~70 MiB of RSS per worker. Call it before the
+    model is imported."""
+    sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
+
+
 def _worker(_: argparse.Namespace) -> int:
+    skip_unused_model_imports()
     from inference_consumer.worker import main as worker_main
 
     worker_main()
