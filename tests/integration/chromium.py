@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
+
+from tests.helpers import eventually
 
 __all__ = ["DevTools", "launch_browser"]
 
@@ -70,14 +71,15 @@ class DevTools:
 
     def wait_for(self, expression: str, timeout_s: float = 30.0) -> None:
         """Until the expression is truthy; fails early if the page shows an error."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.evaluate(expression):
-                return
+
+        def true() -> Any:
+            if value := self.evaluate(expression):
+                return value
             if error := self.evaluate("document.getElementById('error')?.textContent"):
                 raise AssertionError(f"the page shows an error: {error}")
-            time.sleep(0.1)
-        raise AssertionError(f"not true within {timeout_s}s: {expression}")
+            return None
+
+        eventually(true, timeout_s, f"true: {expression}", 0.1)
 
     def type_into(self, element_id: str, text: str) -> None:
         """Focus an input and type into it as a user would."""
@@ -106,14 +108,13 @@ class DevTools:
 def devtools_port(profile: Path, browser: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
     """Chromium writes its DevTools port into the profile once it listens."""
     active = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def port() -> int | None:
         if browser.poll() is not None:
             raise AssertionError(f"chromium exited with {browser.returncode}")
-        if active.exists() and (lines := active.read_text().split()):
-            return int(lines[0])
-        time.sleep(0.1)
-    raise AssertionError(f"chromium opened no DevTools port within {timeout_s}s")
+        return int(lines[0]) if active.exists() and (lines := active.read_text().split()) else None
+
+    return eventually(port, timeout_s, "chromium's DevTools port", 0.1)
 
 
 @contextmanager

@@ -11,7 +11,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from asyncarch.supervisor import ServiceGroup
 from asyncarch.up import api_probe_verify
 from producer_api.core.config import ApiSettings
 from tests.certificates import SelfSigned, self_signed
+from tests.helpers import eventually
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -65,16 +65,13 @@ def https_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsApi]:
     services.start("api")
     api = HttpsApi(port, pair)
     trust = ssl.create_default_context(cafile=str(pair.cert))
-    deadline = time.monotonic() + 60
+
+    def answered() -> httpx.Response:
+        assert services.first_exited() is None, "the API exited during start-up"
+        return httpx.get(f"{api.url}/healthz", timeout=1, verify=trust)
+
     try:
-        while True:
-            assert services.first_exited() is None, "the API exited during start-up"
-            try:
-                httpx.get(f"{api.url}/healthz", timeout=1, verify=trust)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the API never answered over HTTPS"
-                time.sleep(0.2)
+        eventually(answered, 60, "the API answering over HTTPS", ignoring=(httpx.HTTPError,))
         yield api
     finally:
         services.stop()

@@ -20,6 +20,7 @@ from aiokafka.partitioner import murmur2
 from asyncarch.client import AsyncarchClient
 from asyncarch.config import KafkaSettings
 from asyncarch.supervisor import ServiceGroup
+from tests.helpers import NotYet, eventually
 from tests.integration.conftest import TEST_PARTITIONS, Pipeline, free_port, launch_pipeline
 
 pytestmark = pytest.mark.integration
@@ -171,10 +172,12 @@ async def test_pollers_beyond_a_connection_pool_all_wait_at_once(idle: Pipeline)
             asyncio.create_task(client.get(f"/v1/tasks/{task_id}", params={"wait": 25}))
             for _ in range(pollers)
         ]
-        deadline = time.monotonic() + 20
-        while (waiting := await asyncio.to_thread(queries_waiting, idle)) < pollers:
-            assert time.monotonic() < deadline, f"only {waiting} of {pollers} polls waiting"
-            await asyncio.sleep(0.1)
+
+        def all_waiting() -> bool | NotYet:
+            return (waiting := queries_waiting(idle)) >= pollers or NotYet(waiting)
+
+        # In a thread, so that the event loop keeps serving the polls meanwhile.
+        await asyncio.to_thread(eventually, all_waiting, 20, f"{pollers} polls waiting", 0.1)
         (await client.post(f"/v1/tasks/{task_id}/cancel")).raise_for_status()
         answers = await asyncio.wait_for(asyncio.gather(*polls), 15)
     assert {(a.status_code, a.json()["status"]) for a in answers} == {(200, "CANCELLED")}
@@ -211,11 +214,12 @@ def test_a_long_poll_forwarded_to_the_owner_keeps_its_wait(
     )
     second.start("processor-2", verb="processor")
     try:
-        deadline = time.monotonic() + 180
-        while not (_owned_partitions(port_1) and _owned_partitions(port_2)):
+
+        def split() -> bool:
             assert second.first_exited() is None, "the second Faust worker exited"
-            assert time.monotonic() < deadline, "the partitions never split across two workers"
-            time.sleep(0.5)
+            return bool(_owned_partitions(port_1) and _owned_partitions(port_2))
+
+        eventually(split, 180, "the partitions split across two workers", 0.5)
         owned_by_2 = set(_owned_partitions(port_2))
         with pipeline.client() as client:
             task_id = next(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +9,7 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from tests.helpers import submit_similarity_tasks
+from tests.helpers import NotYet, eventually, submit_similarity_tasks
 from tests.integration.conftest import TEST_PARTITIONS, Pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
@@ -20,14 +19,13 @@ def monitor_until(
     client: httpx.Client, done: Callable[[dict[str, Any]], bool], timeout_s: float = 60.0
 ) -> dict[str, Any]:
     """Poll /monitor/data until ``done(body)``; fail with the last body."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def body_when_done() -> dict[str, Any] | NotYet:
         response = client.get("/monitor/data")
         assert response.status_code == 200, response.text
-        if done(body := response.json()):
-            return body
-        assert time.monotonic() < deadline, f"monitor never got there: {body}"
-        time.sleep(0.5)
+        return body if done(body := response.json()) else NotYet(body)
+
+    return eventually(body_when_done, timeout_s, "the monitor got there", 0.5)
 
 
 def group(body: dict[str, Any], role: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 
 from asyncarch.config import KafkaSettings
 from asyncarch.supervisor import ServiceGroup
-from tests.helpers import submit_similarity_tasks
+from tests.helpers import eventually, submit_similarity_tasks
 from tests.integration.chromium import DevTools, launch_browser
 from tests.integration.conftest import free_port, launch_pipeline
 
@@ -80,14 +80,12 @@ def api_without_kafka(tmp_path: Path) -> Iterator[str]:
     services.start("api")
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the API never answered /healthz"
-                time.sleep(0.2)
+        eventually(
+            lambda: httpx.get(f"{url}/healthz", timeout=1),
+            60,
+            "the API answering /healthz",
+            ignoring=(httpx.HTTPError,),
+        )
         yield url
     finally:
         services.stop()
@@ -107,9 +105,7 @@ def test_unreachable_kafka_is_a_quick_503_problem_that_the_page_shows(
         assert elapsed < 3.0, elapsed
 
     browser.call("Page.navigate", url=f"{api_without_kafka}/monitor")
-    deadline = time.monotonic() + 15
-    while not (shown := browser.evaluate("document.getElementById('error')?.textContent")):
-        assert time.monotonic() < deadline, "the page shows no error"
-        time.sleep(0.2)
+    error_text = "document.getElementById('error')?.textContent"
+    shown = eventually(lambda: browser.evaluate(error_text), 15, "the page showing an error")
     assert shown.startswith("503 Kafka unavailable")
     assert browser.evaluate("document.getElementById('monitor').classList.contains('stale')")

@@ -8,7 +8,6 @@ behind them, a restarted processor re-reads the topic and recovers slowly.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from asyncarch.config import KafkaSettings
 from asyncarch.kafka_admin import ensure_topics
 from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
-from tests.helpers import wait_healthy
+from tests.helpers import NotYet, eventually, wait_healthy
 from tests.integration.conftest import free_port, service_env
 
 pytestmark = pytest.mark.integration
@@ -76,17 +75,14 @@ class ResultsOffsets:
     def end(self) -> int:
         return int(self.reader.get_watermark_offsets(self.partition, timeout=10)[1])
 
-    def wait_committed(self, reached: int, timeout_s: float) -> float:
-        """Seconds until the committed offset is at least ``reached``; fails past the bound."""
-        start = time.monotonic()
-        seen = self.committed()
-        while seen < reached:
-            assert time.monotonic() - start < timeout_s, (
-                f"committed offset {seen} not at {reached} (end {self.end()}) within {timeout_s}s"
-            )
-            time.sleep(0.2)
+    def wait_committed(self, reached: int, timeout_s: float) -> None:
+        """Until the committed offset is at least ``reached``; fails past the bound."""
+
+        def at_reached() -> bool | NotYet:
             seen = self.committed()
-        return time.monotonic() - start
+            return seen >= reached or NotYet(f"committed offset {seen} (end {self.end()})")
+
+        eventually(at_reached, timeout_s, f"committed offset at {reached}")
 
     def close(self) -> None:
         self.reader.close()

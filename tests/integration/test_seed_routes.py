@@ -23,6 +23,7 @@ from confluent_kafka import Producer
 from asyncarch.config import KafkaSettings
 from schemas.codec import codec_for
 from schemas.headers import event_headers
+from tests.helpers import NotYet, eventually
 from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
@@ -121,18 +122,18 @@ def inject_worker_failure(pipeline: Pipeline, task_id: str, message: str) -> Non
 def poll_status(client: httpx.Client, url: str, timeout_s: float = 60.0) -> list[str]:
     """GET ``url`` until the seed's text reports a final state; every text seen, in order."""
     seen: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def final() -> bool | NotYet:
         response = client.get(url)
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith("text/plain")
         assert STATUS_TEXT.fullmatch(response.text), response.text
         if not seen or seen[-1] != response.text:
             seen.append(response.text)
-        if response.text in FINAL:
-            return seen
-        time.sleep(0.1)
-    raise AssertionError(f"no final status within {timeout_s}s: {seen}")
+        return response.text in FINAL or NotYet(seen)
+
+    eventually(final, timeout_s, "a final status", 0.1)
+    return seen
 
 
 def result_output(client: httpx.Client, url: str) -> dict:
@@ -228,10 +229,7 @@ def test_uploader_with_a_callback_url_posts_the_result_there(
         task_id = submit_pair(client, callback_url=f"{receiver.base}/hook/{uuid.uuid4().hex}")
         assert poll_status(client, f"{SEED}/task_status/{task_id}")[-1].endswith("SUCCESS")
         output = result_output(client, f"{SEED}/task_result/{task_id}")
-    deadline = time.monotonic() + 30
-    while not receiver.received:
-        assert time.monotonic() < deadline, "no webhook within 30 s"
-        time.sleep(0.1)
+    eventually(lambda: receiver.received, 30, "a webhook", 0.1)
     ((path, body),) = receiver.received
     assert path.startswith("/hook/")
     assert (body["task_id"], body["status"]) == (task_id, "SUCCESS")

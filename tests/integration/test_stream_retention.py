@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from asyncarch.config import KafkaSettings
-from tests.helpers import replay_task_states, submit_similarity_tasks
+from tests.helpers import NotYet, eventually, replay_task_states, submit_similarity_tasks
 from tests.integration.conftest import launch_pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
@@ -76,11 +76,11 @@ def _last_changelog_value(kafka: KafkaSettings, topic: str, task_id: str) -> byt
 
 
 def _wait_for_status(client, path: str, status: int, timeout_s: float):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def answered():  # type: ignore[no-untyped-def]
         response = client.get(path)
-        if response.status_code == status or time.monotonic() > deadline:
-            assert response.status_code == status, response.text
+        if response.status_code == status:
             return response
         assert response.status_code == 200, response.text
-        time.sleep(0.25)
+        return NotYet(response.text)
+
+    return eventually(answered, timeout_s, f"{path} answering {status}", 0.25)

@@ -5,7 +5,6 @@ Chromium is Debian's ``chromium``, driven as ``tests/integration/chromium.py`` s
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from asyncarch.config import KafkaSettings
 from producer_api.security import hash_api_key
+from tests.helpers import eventually
 from tests.integration.chromium import DevTools, launch_browser
 from tests.integration.conftest import Pipeline, launch_pipeline
 
@@ -90,10 +90,8 @@ def test_form_submit_shows_the_task_id_live_status_and_result(
 def test_an_empty_form_shows_the_problem(pipeline: Pipeline, browser: DevTools) -> None:
     open_upload_page(browser, pipeline)
     browser.click("submit")
-    deadline = time.monotonic() + 15
-    while not (error := browser.evaluate("document.getElementById('error').textContent")):
-        assert time.monotonic() < deadline, "no error shown"
-        time.sleep(0.1)
+    error_text = "document.getElementById('error').textContent"
+    error = eventually(lambda: browser.evaluate(error_text), 15, "an error shown", 0.1)
     assert error.startswith("422 Invalid request")
     assert "item_a" in error and "item_b" in error
     assert browser.evaluate("document.getElementById('progress').hidden") is True
