@@ -254,8 +254,9 @@ class LocalKafka:
             libs,
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            # One argument with "=": an id is URL-safe base64, and one in 64 starts
+            # with "-", which the tool's parser would take for an option.
+            f"--cluster-id={cluster_id}",
             "-c",
             str(config),
             "--ignore-formatted",
