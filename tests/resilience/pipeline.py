@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from asyncarch.kafka_admin import ensure_topics
 from asyncarch.local_kafka import LocalKafka
 from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
+from tests.helpers import eventually
 from tests.integration.conftest import free_port, service_env
 
 __all__ = ["ChaosPipeline", "ExtraApi", "rss_bytes"]
@@ -156,15 +158,14 @@ class ChaosPipeline:
                     owned -= set(record.get("partitions") or ())
         return owned
 
-    def wait_processing(self, timeout_s: float = 180.0) -> float:
-        """Seconds until every worker consumes and together they own every partition."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout_s:
+    def wait_processing(self, timeout_s: float = 180.0) -> None:
+        """Until every worker consumes and together they own every partition."""
+
+        def all_consuming() -> bool:
             owned = [self.assignment(name) for name in self.worker_names]
-            if all(owned) and set().union(*owned) == set(range(PARTITIONS)):
-                return time.monotonic() - started
-            time.sleep(0.3)
-        raise AssertionError(f"workers not all consuming within {timeout_s}s\n{self.logs()}")
+            return all(owned) and set().union(*owned) == set(range(PARTITIONS))
+
+        self._eventually(all_consuming, timeout_s, "workers all consuming")
 
     def extra_api(self, **env: str) -> ExtraApi:
         """Start another API with ``env`` on a port of its own; returns once it is ready."""
@@ -174,16 +175,16 @@ class ChaosPipeline:
         )
         group.start("api-extra", "api")
         api = ExtraApi(group, port)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    return api
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        api.stop()
-        raise AssertionError(f"extra API not ready\n{self.logs()}")
+
+        def ready() -> bool:
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+
+        try:
+            self._eventually(ready, 120, "extra API ready")
+        except AssertionError:
+            api.stop()
+            raise
+        return api
 
     def kill(self, name: str) -> None:
         """SIGKILL a service and reap it."""
@@ -233,14 +234,16 @@ class ChaosPipeline:
         except httpx.HTTPError:
             return False
 
-    def wait_ready(self, timeout_s: float = 180.0) -> float:
-        """Seconds until the API is ready; fails with the logs if it never gets there."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout_s:
-            if self.ready():
-                return time.monotonic() - started
-            time.sleep(0.3)
-        raise AssertionError(f"pipeline not ready within {timeout_s}s\n{self.logs()}")
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        """Until the API is ready; fails with the logs if it never gets there."""
+        self._eventually(self.ready, timeout_s, "pipeline ready")
+
+    def _eventually(self, condition: Callable[[], object], timeout_s: float, what: str) -> None:
+        """``eventually`` every 0.3 s, with the services' logs when time runs out."""
+        try:
+            eventually(condition, timeout_s, what, 0.3, (httpx.HTTPError,))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.logs()}") from exc
 
     def heal(self) -> list[str]:
         """Restart whatever is not running (broker included); returns what was restarted."""
