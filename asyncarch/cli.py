@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -334,7 +336,9 @@ def _add_submit_parser(verbs: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a verb; returns its exit status."""
+    """Run a verb; returns its exit status. ``kill -USR1 <pid>`` prints every thread's
+    stack to stderr, in every verb."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     args = build_parser().parse_args(argv)
     return int(args.run(args))
 

@@ -76,6 +76,9 @@ class DevTools:
             if value := self.evaluate(expression):
                 return value
             if error := self.evaluate("document.getElementById('error')?.textContent"):
+                # The error may have appeared since, and be what is awaited.
+                if value := self.evaluate(expression):
+                    return value
                 raise AssertionError(f"the page shows an error: {error}")
             return None
 

@@ -114,6 +114,18 @@ def _wait_for_lines(path: Path, task_ids: Iterable[str], timeout_s: float = 30.0
     return eventually(lines_naming_all, timeout_s, "tail printing every task")
 
 
+def _exit_code(process: subprocess.Popen[str], out: Path, timeout_s: float = 30.0) -> int:
+    """The exit code after Ctrl-C; if it does not stop, its threads' stacks (SIGUSR1)."""
+    try:
+        return process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(1)  # for the stack dump to be written; the process is stuck anyway
+        process.kill()
+        process.wait()
+        raise AssertionError(f"tail ignored Ctrl-C for {timeout_s} s:\n{out.read_text()}") from None
+
+
 def test_tail_prints_success_changes_and_stops_on_ctrl_c(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
@@ -136,7 +148,7 @@ def test_tail_prints_success_changes_and_stops_on_ctrl_c(
             lines = _wait_for_lines(out, later)  # followed live
         finally:
             tail.send_signal(signal.SIGINT)
-            code = tail.wait(15)
+            code = _exit_code(tail, out)
     assert code == 0, out.read_text()
     assert all(" SUCCESS " in line and "similarity=" in line for line in lines), lines
     assert "Traceback" not in out.read_text()
