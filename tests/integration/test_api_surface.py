@@ -13,7 +13,7 @@ import pytest
 from asyncarch.config import KafkaSettings
 from producer_api.security import hash_api_key
 from tests.helpers import NotYet, eventually, read_all
-from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state
+from tests.stack import Pipeline, launch_pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import Pipeline
+from tests.stack import Pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from asyncarch.local_kafka import LocalKafka
 from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
 from tests.helpers import eventually
-from tests.integration.conftest import free_port
+from tests.stack import free_port
 
 pytestmark = pytest.mark.integration
 

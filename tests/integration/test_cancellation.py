@@ -9,7 +9,7 @@ import pytest
 
 from asyncarch.config import KafkaSettings
 from tests.helpers import read_all
-from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state
+from tests.stack import Pipeline, launch_pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from asyncarch.client import (
     ClientError,
     TaskNotFound,
 )
-from tests.integration.conftest import Pipeline
+from tests.stack import Pipeline
 
 pytestmark = pytest.mark.integration
 

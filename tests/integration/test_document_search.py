@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.helpers import make_pdf
-from tests.integration.conftest import UPLOAD_LIMIT, Pipeline, wait_for_state
+from tests.stack import UPLOAD_LIMIT, Pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from schemas.codec import SCHEMA_DIR, codec_for
 from schemas.headers import header_value
 from tests.helpers import read_all
-from tests.integration.conftest import Pipeline, wait_for_state
+from tests.stack import Pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ import pytest
 
 from asyncarch.config import KafkaSettings
 from tests.helpers import make_raw_pdf
-from tests.integration.conftest import UPLOAD_LIMIT, Pipeline, launch_pipeline, wait_for_state
+from tests.stack import UPLOAD_LIMIT, Pipeline, launch_pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from asyncarch.up import api_probe_verify
 from producer_api.core.config import ApiSettings
 from tests.certificates import SelfSigned, self_signed
 from tests.helpers import eventually
-from tests.integration.conftest import free_port
+from tests.stack import free_port
 
 pytestmark = pytest.mark.integration
 

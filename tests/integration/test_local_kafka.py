@@ -15,7 +15,7 @@ from asyncarch.cli import main as cli_main
 from asyncarch.config import KafkaSettings
 from asyncarch.local_kafka import LocalKafka, cache_root
 from asyncarch.process import alive
-from tests.integration.conftest import free_port
+from tests.stack import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from asyncarch.client import AsyncarchClient
 from asyncarch.config import KafkaSettings
 from asyncarch.supervisor import ServiceGroup
 from tests.helpers import NotYet, eventually
-from tests.integration.conftest import TEST_PARTITIONS, Pipeline, free_port, launch_pipeline
+from tests.stack import TEST_PARTITIONS, Pipeline, free_port, launch_pipeline
 
 pytestmark = pytest.mark.integration
 

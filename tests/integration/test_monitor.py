@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.helpers import NotYet, eventually, submit_similarity_tasks
-from tests.integration.conftest import TEST_PARTITIONS, Pipeline, wait_for_state
+from tests.stack import TEST_PARTITIONS, Pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
 

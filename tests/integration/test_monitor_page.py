@@ -15,7 +15,7 @@ from asyncarch.config import KafkaSettings
 from asyncarch.supervisor import ServiceGroup
 from tests.helpers import eventually, submit_similarity_tasks
 from tests.integration.chromium import DevTools, launch_browser
-from tests.integration.conftest import free_port, launch_pipeline
+from tests.stack import free_port, launch_pipeline
 
 pytestmark = pytest.mark.integration
 

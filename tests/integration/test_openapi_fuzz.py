@@ -10,7 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.integration.conftest import Pipeline
+from tests.stack import Pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from asyncarch.kafka_admin import ensure_topics
 from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
 from tests.helpers import NotYet, eventually, wait_healthy
-from tests.integration.conftest import free_port, service_env
+from tests.stack import free_port, service_env
 
 pytestmark = pytest.mark.integration
 

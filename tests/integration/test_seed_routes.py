@@ -24,7 +24,7 @@ from asyncarch.config import KafkaSettings
 from schemas.codec import codec_for
 from schemas.headers import event_headers
 from tests.helpers import NotYet, eventually
-from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state
+from tests.stack import Pipeline, launch_pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
 

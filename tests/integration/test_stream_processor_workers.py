@@ -16,7 +16,7 @@ from aiokafka.partitioner import murmur2
 from asyncarch.config import KafkaSettings
 from asyncarch.supervisor import ServiceGroup
 from tests.helpers import NotYet, eventually, submit_similarity_tasks, wait_healthy
-from tests.integration.conftest import (
+from tests.stack import (
     TEST_PARTITIONS,
     Pipeline,
     free_port,

@@ -11,7 +11,7 @@ from confluent_kafka import Consumer
 
 from asyncarch.config import KafkaSettings
 from tests.helpers import NotYet, eventually, replay_task_states, submit_similarity_tasks
-from tests.integration.conftest import launch_pipeline, wait_for_state
+from tests.stack import launch_pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
 

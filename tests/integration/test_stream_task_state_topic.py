@@ -23,7 +23,7 @@ from schemas.codec import codec_for
 from schemas.headers import event_headers
 from schemas.topics import TopicSettings
 from tests.helpers import NotYet, eventually, replay_task_states, submit_similarity_tasks
-from tests.integration.conftest import Pipeline, wait_for_state
+from tests.stack import Pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
 

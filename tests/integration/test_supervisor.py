@@ -30,8 +30,8 @@ from asyncarch.process import alive, spawn
 from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
 from tests.helpers import eventually
-from tests.integration.conftest import free_port, service_env, wait_for_state
 from tests.resilience.audit import committed_results
+from tests.stack import free_port, service_env, wait_for_state
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import torch
 
 from inference_consumer.config import default_model_dir
 from inference_consumer.model import SentenceEncoder
-from tests.integration.conftest import Pipeline, wait_for_state
+from tests.stack import Pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
 

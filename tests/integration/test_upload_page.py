@@ -14,7 +14,7 @@ from asyncarch.config import KafkaSettings
 from producer_api.security import hash_api_key
 from tests.helpers import eventually
 from tests.integration.chromium import DevTools, launch_browser
-from tests.integration.conftest import Pipeline, launch_pipeline
+from tests.stack import Pipeline, launch_pipeline
 
 pytestmark = pytest.mark.integration
 

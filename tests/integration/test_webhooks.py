@@ -22,7 +22,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from asyncarch.client import WebhookSignatureError, verify_webhook_signature
 from asyncarch.config import KafkaSettings
 from tests.helpers import NotYet, eventually, wait_healthy
-from tests.integration.conftest import Pipeline, launch_pipeline, wait_for_state, wait_for_task
+from tests.stack import Pipeline, launch_pipeline, wait_for_state, wait_for_task
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from schemas.codec import codec_for
 from schemas.headers import event_headers
 from schemas.topics import TopicSettings
 from tests.helpers import NotYet, eventually
-from tests.integration.conftest import service_env
+from tests.stack import service_env
 
 pytestmark = pytest.mark.integration
 

@@ -14,13 +14,12 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.resilience.faults import FaultRow
+from tests.resilience.faults import ChaosSize, FaultRow
 from tests.resilience.pipeline import ChaosPipeline
 
 QUICK_TASKS = 250
@@ -32,25 +31,6 @@ KEPT_LOGS = Path(tempfile.gettempdir()) / "asyncarch-chaos-logs"
 
 
 _rows: list[FaultRow] = []
-
-
-@dataclass(frozen=True)
-class ChaosSize:
-    """How big a fault test runs."""
-
-    tasks_per_fault: int
-    rate_per_s: float
-    broker_down_s: float
-    full: bool
-
-    @property
-    def settle_s(self) -> float:
-        """How long the audit waits for accepted tasks to finish after the load."""
-        return 300.0 if self.full else 90.0
-
-    @property
-    def load_s(self) -> float:
-        return self.tasks_per_fault / self.rate_per_s
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from tests.resilience.pipeline import PARTITIONS, ChaosPipeline
 from tests.resilience.watch import ReadWatch
 
 __all__ = [
+    "ChaosSize",
     "FaultRow",
     "FaultRun",
     "assert_no_loss",
@@ -28,6 +29,25 @@ __all__ = [
     "run_under_load",
     "wait_until",
 ]
+
+
+@dataclass(frozen=True)
+class ChaosSize:
+    """How big a fault test runs."""
+
+    tasks_per_fault: int
+    rate_per_s: float
+    broker_down_s: float
+    full: bool
+
+    @property
+    def settle_s(self) -> float:
+        """How long the audit waits for accepted tasks to finish after the load."""
+        return 300.0 if self.full else 90.0
+
+    @property
+    def load_s(self) -> float:
+        return self.tasks_per_fault / self.rate_per_s
 
 
 @dataclass

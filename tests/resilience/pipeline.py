@@ -26,7 +26,7 @@ from asyncarch.local_kafka import LocalKafka
 from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
 from tests.helpers import eventually
-from tests.integration.conftest import free_port, service_env
+from tests.stack import free_port, service_env
 
 __all__ = ["ChaosPipeline", "ExtraApi", "rss_bytes"]
 

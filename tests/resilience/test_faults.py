@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.resilience.conftest import ChaosSize
 from tests.resilience.faults import (
+    ChaosSize,
     FaultRun,
     assert_no_loss,
     fault_row,

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from tests.resilience.conftest import ChaosSize
-from tests.resilience.faults import FaultRun, assert_no_loss, fault_row, run_under_load
+from tests.resilience.faults import ChaosSize, FaultRun, assert_no_loss, fault_row, run_under_load
 from tests.resilience.pipeline import ChaosPipeline
 from tests.resilience.poison import dead_letters, write_poison
 
