@@ -338,7 +338,9 @@ def _add_submit_parser(verbs: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run a verb; returns its exit status. ``kill -USR1 <pid>`` prints every thread's
     stack to stderr, in every verb."""
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # The process's own stderr: a caller may have swapped sys.stderr for an object
+    # without a file descriptor (pytest's capture does).
+    faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     args = build_parser().parse_args(argv)
     return int(args.run(args))
 
