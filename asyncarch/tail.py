@@ -81,9 +81,15 @@ def tail(
 
 
 def run_tail(options: TailOptions) -> int:
-    """``tail`` with settings from the environment; SIGTERM stops it like Ctrl-C."""
+    """``tail`` with settings from the environment; Ctrl-C or SIGTERM stops it.
+
+    Both get a handler of their own: a process started in the background by a
+    non-interactive shell inherits SIGINT ignored, and Ctrl-C (or ``kill -INT``)
+    would then never reach Python's default handler.
+    """
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     return tail(KafkaSettings(), TopicSettings(), options, stop)
 
 
