@@ -275,13 +275,16 @@ class InferenceWorker:
                 undecodable.append((message, exc))
         return decoded, undecodable
 
-    def _rewind(self, batch: list[Message]) -> None:
+    def _first_offsets(self, batch: list[Message]) -> dict[tuple[str, int], int]:
+        """The first offset of each partition in ``batch`` that is still this worker's."""
         first: dict[tuple[str, int], int] = {}
         for message in batch:
             first.setdefault(partition_of(message), offset_of(message))
-        for (topic, partition), offset in first.items():
-            if (topic, partition) not in self._revoked:
-                self.consumer.seek(TopicPartition(topic, partition, offset))
+        return {tp: offset for tp, offset in first.items() if tp not in self._revoked}
+
+    def _rewind(self, batch: list[Message]) -> None:
+        for (topic, partition), offset in self._first_offsets(batch).items():
+            self.consumer.seek(TopicPartition(topic, partition, offset))
 
     def _without_revoked(self, batch: list[Message]) -> list[Message]:
         """The batch without the partitions revoked while it was collected. One that was
@@ -300,10 +303,7 @@ class InferenceWorker:
     def _rewind_to_committed(self, batch: list[Message]) -> None:
         """After a transaction whose outcome is unknown: consume again from the
         group's committed offsets (past the batch if that transaction committed)."""
-        first: dict[tuple[str, int], int] = {}
-        for message in batch:
-            first.setdefault(partition_of(message), offset_of(message))
-        self._seek_committed({tp: o for tp, o in first.items() if tp not in self._revoked})
+        self._seek_committed(self._first_offsets(batch))
 
     def _seek_committed(self, fallback: dict[tuple[str, int], int]) -> None:
         """Seek these partitions to the group's committed offsets, or to ``fallback``
