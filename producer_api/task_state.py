@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 
 from producer_api.exceptions import ProcessorUnavailable, TaskExpired, TaskNotFound
 
@@ -114,7 +115,7 @@ class TaskStateClient:
                 allow_redirects=False,
             ) as response:
                 try:
-                    body = await response.json(content_type=None)
+                    body = await response.json(content_type=None, loads=orjson.loads)
                 except ValueError:
                     body = None
                 return ViewAnswer(response.status, body)
