@@ -16,7 +16,8 @@ Two questions use it:
 A source offset counts as applied when the agent processed it in this process,
 or when the app's group committed past it (Faust flushes the changelog before
 committing); ``asyncarch.group_probe`` reads the group's progress (and allows
-for the commit marker that ends a transactional topic).
+for the commit marker that ends a transactional topic). Queries of the same
+partition that wait at the same time share one probe (``probe_rounds``).
 
 When the answer cannot be known in time (partitions moving, the table still
 recovering from its changelog, the replay not done within the bound, or the
@@ -36,6 +37,8 @@ from faust.web.exceptions import ServiceUnavailable
 
 from asyncarch.group_probe import GroupProbe, PartitionProgress
 from stream_processors.app import app, kafka_settings, processor_settings, topic_settings
+from stream_processors.metrics import CATCH_UP_CHECKS, CATCH_UP_PROBES
+from stream_processors.probe_rounds import ProbeRounds
 
 __all__ = ["applied_offsets", "caught_up", "forget_warm_partitions", "warm_up"]
 
@@ -55,9 +58,9 @@ async def caught_up(partition: int, topics: tuple[str, ...]) -> bool:
     """
     _refuse_while_moving()
     deadline = time.monotonic() + processor_settings.read_your_writes_timeout_s
-    loop = asyncio.get_running_loop()
+    CATCH_UP_CHECKS.inc()
     try:
-        progress = await loop.run_in_executor(None, _progress, partition, topics)
+        progress = await _rounds.get((partition, topics))
     except KafkaException as exc:
         raise ServiceUnavailable(f"Kafka does not answer: {exc}") from exc
     while any(_behind(p) for p in progress):
@@ -114,3 +117,15 @@ def _probe() -> GroupProbe:
 def _progress(partition: int, topics: tuple[str, ...]) -> list[PartitionProgress]:
     """The app group's progress on ``partition`` of each of ``topics``."""
     return _probe().progress((topic, partition) for topic in topics)
+
+
+async def _probe_in_thread(key: tuple[int, tuple[str, ...]]) -> list[PartitionProgress]:
+    CATCH_UP_PROBES.inc()
+    return await asyncio.get_running_loop().run_in_executor(None, _progress, *key)
+
+
+# Concurrent queries of a partition share a probe (one broker round trip per
+# round instead of one per query: a burst's first GETs all land here).
+_rounds: ProbeRounds[tuple[int, tuple[str, ...]], list[PartitionProgress]] = ProbeRounds(
+    _probe_in_thread
+)

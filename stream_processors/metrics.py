@@ -5,6 +5,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from stream_processors.delivery.deliveries import OUTCOMES
 
 __all__ = [
+    "CATCH_UP_CHECKS",
+    "CATCH_UP_PROBES",
     "RECOVERY_SECONDS",
     "STATE_CHANGES",
     "TABLE_TASKS",
@@ -35,4 +37,14 @@ TASK_LATENCY_SECONDS = Histogram(
 RECOVERY_SECONDS = Gauge(
     "asyncarch_processor_recovery_seconds",
     "Last rebalance: from partitions assigned to table recovered and ready",
+)
+CATCH_UP_CHECKS = Counter(
+    "asyncarch_processor_catch_up_checks_total",
+    "Queries that asked whether the table has applied a partition's end (first sight of a "
+    "task, warm-up after an assignment)",
+)
+CATCH_UP_PROBES = Counter(
+    "asyncarch_processor_catch_up_probes_total",
+    "Broker round trips (committed offsets and end offsets) made for those checks; queries "
+    "of a partition waiting at the same time share one",
 )
