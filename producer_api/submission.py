@@ -85,6 +85,7 @@ class Submitter:
                 "request_sha256": digest,
             }
         )
+        self.task_state.remember_written(task_id, offset)
         TASKS_SUBMITTED.labels(kind=submission.kind).inc()
         log.info(
             "task accepted",

@@ -5,7 +5,9 @@ Two questions use it:
 - *Read-your-writes.* The API answers 202 only after the broker acknowledged a
   request, so a task id a client holds is below the requests partition's high
   watermark. Once the table has applied everything below it, a missing task
-  is truly unknown.
+  is truly unknown. The API that wrote the request passes its offset with the
+  task's first queries (``written=``): then the table is known to have the task
+  once the agent has applied that offset, and the broker is not asked at all.
 - *Warm-up after an assignment.* A worker that restarts (or takes a partition
   over) restores the table from the changelog, then replays the source topics
   from the group's committed offsets. Until that replay reaches the
@@ -39,8 +41,9 @@ from asyncarch.group_probe import GroupProbe, PartitionProgress
 from stream_processors.app import app, kafka_settings, processor_settings, topic_settings
 from stream_processors.metrics import CATCH_UP_CHECKS, CATCH_UP_PROBES
 from stream_processors.probe_rounds import ProbeRounds
+from stream_processors.waiters import wait_for_change
 
-__all__ = ["applied_offsets", "caught_up", "forget_warm_partitions", "warm_up"]
+__all__ = ["applied_offsets", "caught_up", "forget_warm_partitions", "request_applied", "warm_up"]
 
 # Per request to the broker; during an outage a query fails fast with 503.
 KAFKA_QUERY_TIMEOUT_S = 2.0
@@ -69,6 +72,27 @@ async def caught_up(partition: int, topics: tuple[str, ...]) -> bool:
         await asyncio.sleep(0.02)
         _refuse_while_moving()
     return True
+
+
+async def request_applied(task_id: str, partition: int, offset: int) -> None:
+    """Wait (bounded) until the agent has applied the request written at ``offset``.
+
+    The API that wrote a task's request knows its offset and passes it with
+    the task's first queries: once the agent is past it, the table has the task
+    (or it expired), and no broker probe is needed. The task's own write wakes
+    the wait. Raises ServiceUnavailable (503) when that takes longer than
+    ``read_your_writes_timeout_s``.
+    """
+    key = (topic_settings.requests, partition)
+    deadline = time.monotonic() + processor_settings.read_your_writes_timeout_s
+    while applied_offsets[key] < offset:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ServiceUnavailable(f"partition {partition} is still catching up")
+        # Short slices: a request applied without a write (its task expired) wakes no one.
+        if await wait_for_change(task_id, min(remaining, 0.1)):
+            return
+        _refuse_while_moving()
 
 
 async def warm_up(partition: int) -> None:

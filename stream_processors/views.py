@@ -6,6 +6,10 @@ request keeps its query string. The answer merges the task's webhook delivery
 (attempts as ``WEBHOOK`` history entries). Each worker also serves its own
 Prometheus metrics.
 
+Read-your-writes: ``written=<offset>`` (set by the API that wrote the task's
+request) lets a query of a task the table has not applied yet wait for that
+offset instead of asking the broker how far the table is.
+
 Long-poll: ``/tasks/{id}/?wait=S`` answers as soon as the task is terminal, or
 after ``S`` seconds (at most ``MAX_WAIT_S``) with its state then. With
 ``since=<updated_at>`` it also answers as soon as the task's ``updated_at``
@@ -23,7 +27,12 @@ from faust.exceptions import SameNode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_processors.app import app, topic_settings
-from stream_processors.catch_up import caught_up, forget_warm_partitions, warm_up
+from stream_processors.catch_up import (
+    caught_up,
+    forget_warm_partitions,
+    request_applied,
+    warm_up,
+)
 from stream_processors.delivery.deliveries import with_webhook
 from stream_processors.state_machine import TERMINAL_STATES
 from stream_processors.tables import (
@@ -78,13 +87,14 @@ async def get_task(web, request, task_id: str):  # type: ignore[no-untyped-def]
     ``?wait=S[&since=<updated_at>]`` long-polls (see the module docstring)."""
     try:
         wait_s, since = _long_poll_params(request.query)
+        written = _offset_param(request.query, "written")
     except ValueError as exc:
         return web.json({"detail": str(exc)}, status=400)
     await _load_changelog_metadata()
     try:
         return await app.router.route_req(task_states.name, task_id, web, request)
     except SameNode:
-        return await _local_task(web, task_id, wait_s, since)
+        return await _local_task(web, task_id, wait_s, since, written)
 
 
 def _long_poll_params(query: Any) -> tuple[float, int | None]:
@@ -94,6 +104,17 @@ def _long_poll_params(query: Any) -> tuple[float, int | None]:
         raise ValueError(f"wait must be between 0 and {MAX_WAIT_S:g} seconds")
     since = query.get("since")
     return wait_s, (int(since) if since not in (None, "") else None)
+
+
+def _offset_param(query: Any, name: str) -> int | None:
+    """A non-negative Kafka offset from the query string, or None when absent."""
+    value = query.get(name)
+    if value in (None, ""):
+        return None
+    offset = int(value)
+    if offset < 0:
+        raise ValueError(f"{name} must be an offset (>= 0)")
+    return offset
 
 
 async def _load_changelog_metadata() -> None:
@@ -111,14 +132,16 @@ async def _load_changelog_metadata() -> None:
         _routing["ready"] = True
 
 
-async def _local_task(web, task_id: str, wait_s: float, since: int | None):  # type: ignore[no-untyped-def]
+async def _local_task(  # type: ignore[no-untyped-def]
+    web, task_id: str, wait_s: float, since: int | None, written: int | None = None
+):
     """A task's state from this worker's partitions, waiting (bounded) for events
     the table has not applied yet; 410 Gone for a task that expired."""
     partition = task_partition(task_id)
     await warm_up(partition)
     state = task_states.get(task_id)
     if state is None and task_id not in expired_tasks:
-        state = await _first_sight(task_id, partition)
+        state = await _first_sight(task_id, partition, written)
     if state is not None:
         state = await _await_change(task_id, state, wait_s, since)
         return web.json(with_webhook(state, webhook_deliveries.get(task_id)))
@@ -128,12 +151,16 @@ async def _local_task(web, task_id: str, wait_s: float, since: int | None):  # t
     return web.json({"detail": f"unknown task {task_id}"}, status=404)
 
 
-async def _first_sight(task_id: str, partition: int) -> dict[str, Any] | None:
+async def _first_sight(task_id: str, partition: int, written: int | None) -> dict[str, Any] | None:
     """A task the table does not have yet: most often its request is being applied
     right now (a client asking at once after its 202), and the agent's write
-    wakes us; only if it does not come soon is the broker asked whether the table
+    wakes us. If it does not come soon: with the request's offset (``written``),
+    wait until the agent is past it; without, ask the broker whether the table
     has applied every request (read-your-writes), which costs two round trips."""
     if await wait_for_change(task_id, FIRST_SIGHT_WAIT_S):
+        return task_states.get(task_id)
+    if written is not None:
+        await request_applied(task_id, partition, written)
         return task_states.get(task_id)
     if await caught_up(partition, (topic_settings.requests,)):
         return task_states.get(task_id)

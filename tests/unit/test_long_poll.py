@@ -6,10 +6,12 @@ No broker: the table is a dict standing in for the Faust table.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 
 import pytest
+from faust.web.exceptions import ServiceUnavailable
 
-from stream_processors import views
+from stream_processors import catch_up, views
 from stream_processors.waiters import notify_changed, wait_for_change, waiting_count, wake_all
 
 TASK_ID = "6f1c2f8e-1d4b-4c53-9f3e-2a1b0c9d8e7f"
@@ -108,3 +110,67 @@ def test_long_poll_parameters(query: dict, expected: tuple) -> None:
 def test_bad_long_poll_parameters_are_refused(query: dict) -> None:
     with pytest.raises(ValueError):
         views._long_poll_params(query)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"), [({}, None), ({"written": ""}, None), ({"written": "41"}, 41)]
+)
+def test_the_written_offset_parameter(query: dict, expected: int | None) -> None:
+    assert views._offset_param(query, "written") == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "1.5"])
+def test_a_bad_written_offset_is_refused(value: str) -> None:
+    with pytest.raises(ValueError):
+        views._offset_param({"written": value}, "written")
+
+
+@pytest.fixture
+def applied(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The agent's applied offsets; a probe of the broker fails the test."""
+    offsets: dict = defaultdict(lambda: -1)
+    monkeypatch.setattr(catch_up, "applied_offsets", offsets)
+
+    async def no_probe(*args: object) -> bool:
+        raise AssertionError("the broker was probed")
+
+    monkeypatch.setattr(views, "caught_up", no_probe)
+    return offsets
+
+
+async def test_a_first_query_with_the_written_offset_waits_for_the_agent_not_the_broker(
+    table: dict, applied: dict
+) -> None:
+    """The agent applies the task's request (offset 41) a while after the query came."""
+
+    async def agent() -> None:
+        await asyncio.sleep(0.2)
+        table[TASK_ID] = _state("PENDING", 1)
+        notify_changed(TASK_ID)
+        applied[(catch_up.topic_settings.requests, 0)] = 41
+
+    applying = asyncio.create_task(agent())
+    state = await asyncio.wait_for(views._first_sight(TASK_ID, 0, 41), 2)
+    await applying
+    assert state is not None and state["state"] == "PENDING"
+
+
+async def test_a_first_query_past_its_written_offset_answers_unknown_at_once(
+    table: dict, applied: dict
+) -> None:
+    """The agent is past the offset and wrote nothing for the task (it expired): no wait."""
+    applied[(catch_up.topic_settings.requests, 0)] = 50
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await views._first_sight(TASK_ID, 0, 41) is None
+    assert loop.time() - started < views.FIRST_SIGHT_WAIT_S + 0.5
+
+
+async def test_a_first_query_whose_offset_is_not_applied_in_time_gets_503(
+    table: dict, applied: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quick = catch_up.processor_settings.model_copy(update={"read_your_writes_timeout_s": 0.2})
+    monkeypatch.setattr(catch_up, "processor_settings", quick)
+    monkeypatch.setattr(catch_up.app, "rebalancing", False, raising=False)
+    with pytest.raises(ServiceUnavailable):
+        await asyncio.wait_for(views._first_sight(TASK_ID, 0, 41), 2)
