@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from asyncarch.blobstore import BlobError, BlobRef, BlobSettings, open_store
-from asyncarch.config import KafkaSettings
+from asyncarch.config import DeliverySettings, KafkaSettings
+from stream_processors.delivery.sinks import send_to_sink
 from tests.sink_servers import FTP_PASSWORD, FTP_USER, S3_CREDENTIALS, FtpServer, S3Server
 from tests.stack import Pipeline, launch_pipeline, wait_for_state, wait_for_task
 
@@ -65,7 +66,8 @@ def sinks(
         PROCESSOR_WEBHOOK_TIMEOUT_S="5",
         DELIVERY_S3_BUCKETS=f"{RESULTS}/out/",
         DELIVERY_S3_ENDPOINT_URL=s3.endpoint_url,
-        DELIVERY_FTP_HOSTS=f"127.0.0.1:{ftp.port}",
+        # 10.0.0.1 is allowed as a destination but not as an address: the SSRF guard says no.
+        DELIVERY_FTP_HOSTS=f"127.0.0.1:{ftp.port},10.0.0.1",
         DELIVERY_FTP_USER=FTP_USER,
         DELIVERY_FTP_PASSWORD=FTP_PASSWORD,
         BLOB_URL=f"s3://{DOCUMENTS}/uploads",
@@ -177,6 +179,33 @@ def test_ftp_down_is_retried_until_it_is_back(sinks: Pipeline, ftp: FtpServer) -
     )
     assert entries[-1]["outcome"] == "delivered"
     assert_result_document(json.loads((ftp.root / "out" / f"{task_id}.json").read_text()), body)
+
+
+def test_a_sink_host_on_a_private_address_is_refused_before_any_connection(
+    sinks: Pipeline,
+) -> None:
+    with sinks.client() as client:
+        task_id = submit(client, "ftp://10.0.0.1/out/")
+        body = wait_for_sink(client, task_id, {"refused"})
+    (entry,) = sink_entries(body)
+    assert entry["error"] == {
+        "type": "SinkRefused",
+        "message": "FTP host 10.0.0.1 refused: 10.0.0.1 is a private address",
+    }
+    assert body["status"] == "SUCCESS"
+
+
+async def test_the_s3_endpoint_goes_through_the_ssrf_guard(s3: S3Server) -> None:
+    settings = DeliverySettings(s3_buckets=(RESULTS,), s3_endpoint_url=s3.endpoint_url)
+    result = await send_to_sink(f"s3://{RESULTS}/", "t", b"{}", settings, (), 5.0)
+    assert (result.outcome, result.error) == (
+        "refused",
+        {
+            "type": "SinkRefused",
+            "message": "S3 endpoint 127.0.0.1 refused: 127.0.0.1 is a loopback address",
+        },
+    )
+    assert "t.json" not in _keys(s3, RESULTS)
 
 
 @pytest.mark.parametrize(
