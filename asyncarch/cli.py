@@ -114,7 +114,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from asyncarch.up import SupervisorSettings, run_up
+    from asyncarch.up import ApiTls, SupervisorSettings, run_up
 
     flags = {
         "workers": args.workers,
@@ -122,7 +122,8 @@ def _up(args: argparse.Namespace) -> int:
         "kafka_port": args.kafka_port,
         "kafka_controller_port": args.kafka_controller_port,
     }
-    return run_up(SupervisorSettings(**{k: v for k, v in flags.items() if v is not None}))
+    settings = SupervisorSettings(**{k: v for k, v in flags.items() if v is not None})
+    return run_up(settings, ApiTls(args.ssl_certfile, args.ssl_keyfile))
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -251,6 +252,10 @@ def _add_up_parser(verbs: Any) -> None:
     up.add_argument("--metrics-port", type=int, help="serve the supervisor's /metrics here")
     up.add_argument("--kafka-port", type=int, help="the local broker's port (default 9092)")
     up.add_argument("--kafka-controller-port", type=int, help="its controller port (9093)")
+    up.add_argument(
+        "--ssl-certfile", help="serve the API over HTTPS with this PEM certificate (chain)"
+    )
+    up.add_argument("--ssl-keyfile", help="its unencrypted PEM private key")
     up.set_defaults(run=_up)
 
 

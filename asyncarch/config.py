@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from asyncarch.paths import cache_root
 
@@ -15,6 +15,7 @@ __all__ = [
     "WORKER_GROUP_DEFAULT",
     "WORKER_GROUP_VARIABLE",
     "BlobSettings",
+    "DeliverySettings",
     "KafkaSettings",
 ]
 
@@ -85,3 +86,33 @@ class BlobSettings(BaseSettings):
 
     url: str = Field(default_factory=lambda: (cache_root() / "blobs").as_uri())
     s3_endpoint_url: str | None = None
+
+
+class DeliverySettings(BaseSettings):
+    """Where results may be delivered besides webhooks (``deliver_to``); env prefix
+    ``DELIVERY_``. The API refuses a destination these do not allow; the stream
+    processor checks again before each attempt and holds the credentials."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DELIVERY_", frozen=True, env_file=".env", extra="ignore"
+    )
+
+    # Allowed s3:// destinations: "bucket" (any key) or "bucket/prefix/" (keys under it).
+    s3_buckets: Annotated[tuple[str, ...], NoDecode] = ()
+    # S3-compatible endpoint (MinIO, Ceph, moto); None: AWS. Credentials and region
+    # come from boto3's standard sources (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...).
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # Allowed ftp:// hosts: "host" (port 21) or "host:port".
+    ftp_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    ftp_user: str = "anonymous"
+    ftp_password: SecretStr = SecretStr("")
+    # FTPS: TLS on the control and data connections (explicit, AUTH TLS).
+    ftp_tls: bool = False
+
+    @field_validator("s3_buckets", "ftp_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value

@@ -6,4 +6,8 @@ other project package) and re-exported here.
 
 from schemas.exceptions import AsyncarchError
 
-__all__ = ["AsyncarchError"]
+__all__ = ["AsyncarchError", "SinkUrlError"]
+
+
+class SinkUrlError(AsyncarchError, ValueError):
+    """A ``deliver_to`` URL that names no sink (a ValueError, so pydantic reports it)."""

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from types import FrameType
 
 import httpx
@@ -122,13 +123,29 @@ def _check_ports(settings: SupervisorSettings) -> None:
             raise port_taken(host, port, variable)
 
 
+@dataclass(frozen=True)
+class ApiTls:
+    """``asyncarch up --ssl-certfile/--ssl-keyfile``: the API's certificate and key."""
+
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        """The ``ApiSettings`` fields of the given files, as absolute paths."""
+        given = {"ssl_certfile": self.certfile, "ssl_keyfile": self.keyfile}
+        return {name: os.path.abspath(path) for name, path in given.items() if path}
+
+
 class Up:
     """One run of the stack: claims, broker, services, the watch loop and the stop."""
 
-    def __init__(self, settings: SupervisorSettings) -> None:
+    def __init__(self, settings: SupervisorSettings, api_tls: ApiTls | None = None) -> None:
         self.settings = settings
-        self.api = ApiSettings()
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Flags beat API_SSL_* (environment or .env); the API child gets them as variables.
+        tls = api_tls or ApiTls()
+        self.env.update({f"API_{name.upper()}": path for name, path in tls.fields().items()})
+        self.api = ApiSettings(**tls.fields())
         self.metrics = SupervisorMetrics()
         self.supervisor = Supervisor(ServiceGroup(self.env), settings.rules(), self.metrics)
         self.broker: LocalKafka | None = None
@@ -247,6 +264,9 @@ class Up:
         return answer.status_code == 200 and listens_on(process.pid, self.api.port)
 
 
-def run_up(settings: SupervisorSettings) -> int:
-    """Run ``asyncarch up`` until a stop signal; 1 if something else owns its place."""
-    return Up(settings).run()
+def run_up(settings: SupervisorSettings, api_tls: ApiTls | None = None) -> int:
+    """Run ``asyncarch up`` until a stop signal; 1 if something else owns its place.
+
+    ``api_tls`` (``--ssl-certfile``/``--ssl-keyfile``) serves the API over HTTPS.
+    """
+    return Up(settings, api_tls).run()

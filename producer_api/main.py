@@ -11,7 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from asyncarch.blobstore import open_store
-from asyncarch.config import KafkaSettings
+from asyncarch.config import DeliverySettings, KafkaSettings
 from asyncarch.logs import configure_logging
 from producer_api.api.routes import health, monitor, seed, task_events, tasks
 from producer_api.body_limit import BodySizeLimit
@@ -33,6 +33,7 @@ def create_app(
     settings: ApiSettings | None = None,
     kafka: KafkaSettings | None = None,
     topics: TopicSettings | None = None,
+    delivery: DeliverySettings | None = None,
 ) -> FastAPI:
     """Build the app; the lifespan opens the Kafka producer and flushes it on shutdown."""
     settings = settings or ApiSettings()
@@ -45,6 +46,7 @@ def create_app(
         app.state.publisher = TaskPublisher(kafka, topics, settings.publish_timeout_s)
         app.state.task_state = TaskStateClient(settings.processor_url, settings.query_timeout_s)
         app.state.blob_store = open_store()
+        app.state.delivery = delivery or DeliverySettings()
         app.state.rate_limiter = (
             RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
             if settings.rate_limit_per_s

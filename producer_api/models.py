@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -30,6 +31,7 @@ __all__ = [
     "Text",
     "WebhookDeliveryView",
 ]
+from asyncarch.sink_targets import MAX_URL_CHARS, parse_sink_url
 from schemas.states import TaskState
 
 MAX_TEXT_CHARS = 10_000
@@ -55,9 +57,25 @@ class EmbedInputs(_Strict):
     texts: list[Text] = Field(min_length=1, max_length=MAX_EMBED_TEXTS)
 
 
+def _sink_url(url: str) -> str:
+    parse_sink_url(url)  # a SinkUrlError is a ValueError: 422 naming the field
+    return url
+
+
+SinkUrl = Annotated[str, StringConstraints(max_length=MAX_URL_CHARS), AfterValidator(_sink_url)]
+DELIVER_TO_HELP = (
+    "Result sink written when the task reaches a terminal state: s3://bucket/prefix "
+    "(object <prefix><task_id>.json) or ftp://host[:port]/path/ (file <task_id>.json there). "
+    "422 unless the server's settings allow it; credentials are the server's."
+)
+
+
 class _TaskBase(_Strict):
     callback_url: AnyHttpUrl | None = Field(
         default=None, description="Called when the task reaches a terminal state"
+    )
+    deliver_to: SinkUrl | None = Field(
+        default=None, description=DELIVER_TO_HELP, examples=["s3://results/tasks/"]
     )
 
 
@@ -158,8 +176,9 @@ class TaskError(BaseModel):
 
 
 class WebhookDeliveryView(BaseModel):
-    """The webhook of a finished task with a ``callback_url``; each attempt is also a
-    ``WEBHOOK`` entry of the task's history."""
+    """The delivery of a finished task's result: its webhook (``callback_url``), whose
+    attempts are ``WEBHOOK`` entries of the task's history, or its sink (``deliver_to``),
+    whose attempts are ``SINK`` entries."""
 
     delivery_id: str = Field(description="Sent as Asyncarch-Delivery on every attempt")
     event: str = Field(examples=["task.succeeded"])
@@ -181,6 +200,7 @@ class TaskStatusView(BaseModel):
     error: TaskError | None
     history: list[dict[str, Any]]
     webhook: WebhookDeliveryView | None = None
+    sink: WebhookDeliveryView | None = Field(default=None, description="Delivery to deliver_to")
 
 
 class TaskResultView(BaseModel):
@@ -210,6 +230,11 @@ TASK_REQUEST_BODY: dict[str, Any] = {
                     "query": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS},
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
                     "callback_url": {"type": "string", "format": "uri"},
+                    "deliver_to": {
+                        "type": "string",
+                        "maxLength": MAX_URL_CHARS,
+                        "description": DELIVER_TO_HELP,
+                    },
                     "file": {
                         "type": "string",
                         "format": "binary",

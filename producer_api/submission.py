@@ -17,6 +17,8 @@ from starlette.datastructures import UploadFile
 
 from asyncarch.blobstore import BlobStore
 from asyncarch.clock import now_ms
+from asyncarch.config import DeliverySettings
+from asyncarch.sink_targets import destination_refusal, parse_sink_url
 from producer_api.exceptions import ApiError, IdempotencyConflict, TaskNotFound
 from producer_api.metrics import TASKS_SUBMITTED
 from producer_api.models import DocumentSearchForm, TaskAccepted, TaskCreate, TaskLinks
@@ -24,7 +26,13 @@ from producer_api.publisher import TaskPublisher
 from producer_api.task_state import TaskStateClient
 from producer_api.uploads import store_document
 
-__all__ = ["Submission", "Submitter", "parse_json_task", "read_document_form"]
+__all__ = [
+    "Submission",
+    "Submitter",
+    "check_destination",
+    "parse_json_task",
+    "read_document_form",
+]
 
 log = logging.getLogger(__name__)
 _TASK = TypeAdapter(TaskCreate)
@@ -40,11 +48,14 @@ class Submission:
     callback_url: str | None = None
     tenant: str | None = None
     idempotency_key: str | None = None
+    deliver_to: str | None = None
 
     def fingerprint(self) -> str:
         """SHA-256 of what was asked; a document counts by its content hash, not its URI."""
         inputs = {k: v for k, v in self.inputs.items() if k != "document_uri"}
         body = {"kind": self.kind, "inputs": inputs, "callback_url": self.callback_url}
+        if self.deliver_to is not None:  # absent, the digest is the one it was before sinks
+            body["deliver_to"] = self.deliver_to
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def task_id(self) -> str:
@@ -60,9 +71,11 @@ class Submitter:
 
     publisher: TaskPublisher
     task_state: TaskStateClient
+    delivery: DeliverySettings
 
     async def accept(self, submission: Submission) -> tuple[TaskAccepted, bool]:
         """Publish the request (once Kafka acked it); returns (answer, replayed)."""
+        check_destination(submission.deliver_to, self.delivery)
         task_id, digest = submission.task_id(), submission.fingerprint()
         # An outage answers 503 at once; the idempotency lookup below would wait
         # on the processor, which cannot confirm anything without the broker.
@@ -80,6 +93,7 @@ class Submitter:
                 "inputs": submission.inputs,
                 "submitted_at": now_ms(),
                 "callback_url": submission.callback_url,
+                "deliver_to": submission.deliver_to,
                 "tenant": submission.tenant,
                 "idempotency_key": submission.idempotency_key,
                 "request_sha256": digest,
@@ -104,7 +118,7 @@ class Submitter:
         """``accept`` for a stored document; the document is deleted unless a new task uses it."""
         try:
             accepted, replayed = await self.accept(submission)
-        except ApiError:
+        except (ApiError, RequestValidationError):
             await asyncio.to_thread(store.delete, submission.inputs["document_uri"])
             raise
         if replayed:
@@ -116,6 +130,16 @@ class Submitter:
             return await self.task_state.get(task_id)
         except TaskNotFound:
             return None
+
+
+def check_destination(deliver_to: str | None, settings: DeliverySettings) -> None:
+    """Refuse (422, naming ``deliver_to``) a sink the server's settings do not allow."""
+    if deliver_to is None:
+        return
+    reason = destination_refusal(parse_sink_url(deliver_to), settings)
+    if reason is not None:
+        error = {"loc": ("body", "deliver_to"), "msg": reason, "type": "destination_not_allowed"}
+        raise RequestValidationError([{**error, "input": deliver_to}])
 
 
 def _accepted(task_id: str, status: str) -> TaskAccepted:

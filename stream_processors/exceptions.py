@@ -10,8 +10,9 @@ class StreamProcessorError(AsyncarchError):
 
 
 class WebhookRefused(StreamProcessorError):
-    """A callback URL may not be called (scheme, or an address it resolves to); permanent."""
+    """A callback URL or sink may not be reached (scheme, or an address it resolves to);
+    permanent."""
 
 
 class WebhookTargetUnresolved(StreamProcessorError):
-    """A callback's host name did not resolve; worth retrying."""
+    """A callback's or sink's host name did not resolve; worth retrying."""

@@ -53,7 +53,7 @@ def main() -> None:
     """Run the Faust app until SIGTERM/SIGINT."""
     from stream_processors import agents, views  # noqa: F401  (registers them on the app)
     from stream_processors.app import app, kafka_settings, processor_settings, topic_settings
-    from stream_processors.delivery import dispatch  # noqa: F401  (the webhook timer)
+    from stream_processors.delivery import dispatch  # noqa: F401  (the delivery timer)
 
     processor_settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Faust creates changelog topics itself but can check their partitions

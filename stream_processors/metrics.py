@@ -8,6 +8,7 @@ __all__ = [
     "CATCH_UP_CHECKS",
     "CATCH_UP_PROBES",
     "RECOVERY_SECONDS",
+    "SINK_ATTEMPTS",
     "STATE_CHANGES",
     "TABLE_TASKS",
     "TASK_LATENCY_SECONDS",
@@ -21,6 +22,12 @@ WEBHOOK_ATTEMPTS = Counter(
 )
 for _outcome in OUTCOMES:
     WEBHOOK_ATTEMPTS.labels(outcome=_outcome)  # every outcome is exported from the start
+
+SINK_ATTEMPTS = Counter(
+    "asyncarch_processor_sink_attempts_total",
+    "Result sink (deliver_to) attempts by scheme (s3, ftp) and outcome, as for webhooks",
+    ["scheme", "outcome"],
+)
 
 STATE_CHANGES = Counter(
     "asyncarch_processor_state_changes_total", "State changes applied to the table", ["state"]

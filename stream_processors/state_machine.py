@@ -62,6 +62,7 @@ def _blank(task_id: str) -> dict[str, Any]:
         "submitted_at": None,
         "updated_at": None,
         "callback_url": None,
+        "deliver_to": None,
         "tenant": None,
         "request_sha256": None,
         "progress": None,
@@ -79,6 +80,7 @@ def _merge_request(state: dict[str, Any], request: dict[str, Any] | None) -> boo
         kind=request["kind"],
         submitted_at=request["submitted_at"],
         callback_url=request.get("callback_url"),
+        deliver_to=request.get("deliver_to"),
         tenant=request.get("tenant"),
         request_sha256=request.get("request_sha256"),
     )

@@ -2,7 +2,8 @@
 
 Beside it, a small table of recently expired task ids (mapped to when they
 expired, epoch ms), so a query for an expired task answers 410 rather than 404,
-and the webhook deliveries of finished tasks (``stream_processors.delivery``).
+and the result deliveries of finished tasks, webhooks and sinks
+(``stream_processors.delivery``; the table keeps its first name, and its changelog).
 All are keyed by task id and co-partitioned with the task topics.
 """
 
@@ -85,7 +86,8 @@ expired_tasks = _task_table(
     "expired-tasks", "When each recently expired task expired (epoch ms), keyed by task id"
 )
 webhook_deliveries = _task_table(
-    "webhook-deliveries", "Webhook delivery of each finished task with a callback_url"
+    "webhook-deliveries",
+    "Result deliveries (webhook, sink) of each finished task with callback_url or deliver_to",
 )
 
 

@@ -33,7 +33,7 @@ from stream_processors.catch_up import (
     request_applied,
     warm_up,
 )
-from stream_processors.delivery.deliveries import with_webhook
+from stream_processors.delivery.deliveries import with_deliveries
 from stream_processors.state_machine import TERMINAL_STATES
 from stream_processors.tables import (
     expired_tasks,
@@ -144,7 +144,7 @@ async def _local_task(  # type: ignore[no-untyped-def]
         state = await _first_sight(task_id, partition, written)
     if state is not None:
         state = await _await_change(task_id, state, wait_s, since)
-        return web.json(with_webhook(state, webhook_deliveries.get(task_id)))
+        return web.json(with_deliveries(state, webhook_deliveries.get(task_id)))
     if (expired_at := expired_tasks.get(task_id)) is not None:
         detail = f"task {task_id} finished and expired at {expired_at} (epoch ms)"
         return web.json({"detail": detail, "expired_at": expired_at}, status=410)

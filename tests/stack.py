@@ -104,24 +104,24 @@ def launch_pipeline(
     names: tuple[str, ...] = ("processor", "worker", "api"),
     **extra_env: str,
 ) -> Pipeline:
-    """Start the named services on a fresh topic set; the API must become ready."""
+    """Start the named services on a fresh topic set; the API must become ready.
+
+    ``extra_env`` adds variables or replaces these defaults (``BLOB_URL``, ...).
+    """
     tag = uuid.uuid4().hex[:10]
     topics = TopicSettings(prefix=f"p-{tag}", partitions=TEST_PARTITIONS)
     ensure_topics(kafka, topics)
     api_port, web_port = free_port(), free_port()
-    env = service_env(
-        kafka,
-        topics,
-        tag,
-        API_PORT=str(api_port),
-        API_PROCESSOR_URL=f"http://127.0.0.1:{web_port}",
-        PROCESSOR_WEB_PORT=str(web_port),
-        PROCESSOR_DATA_DIR=str(log_dir / "processor-data"),
-        BLOB_URL=(log_dir / "blobs").as_uri(),
-        API_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT),
-        WORKER_METRICS_PORT=str(free_port()),
-        **extra_env,
-    )
+    defaults = {
+        "API_PORT": str(api_port),
+        "API_PROCESSOR_URL": f"http://127.0.0.1:{web_port}",
+        "PROCESSOR_WEB_PORT": str(web_port),
+        "PROCESSOR_DATA_DIR": str(log_dir / "processor-data"),
+        "BLOB_URL": (log_dir / "blobs").as_uri(),
+        "API_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        "WORKER_METRICS_PORT": str(free_port()),
+    }
+    env = service_env(kafka, topics, tag, **{**defaults, **extra_env})
     services = ServiceGroup(env=env, log_dir=log_dir)
     for name in names:
         services.start(name)

@@ -60,10 +60,15 @@ class AsyncAsyncarchClient:
         *,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        deliver_to: str | None = None,
     ) -> TaskHandle:
         """See :meth:`AsyncarchClient.submit`."""
         request = submit_request(
-            kind, inputs, callback_url=callback_url, idempotency_key=idempotency_key
+            kind,
+            inputs,
+            callback_url=callback_url,
+            idempotency_key=idempotency_key,
+            deliver_to=deliver_to,
         )
         return parse_submit(await self._send(request))
 

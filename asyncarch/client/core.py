@@ -93,6 +93,7 @@ def submit_request(
     *,
     callback_url: str | None = None,
     idempotency_key: str | None = None,
+    deliver_to: str | None = None,
 ) -> ApiRequest:
     """The ``POST /v1/tasks`` request.
 
@@ -102,6 +103,8 @@ def submit_request(
         callback_url: Called by the pipeline when the task reaches a terminal state.
         idempotency_key: Sent as the ``Idempotency-Key`` header: the same key and
             body return the same task, a different body answers 409.
+        deliver_to: A result sink, ``s3://bucket/prefix`` or ``ftp://host/path/``, that
+            the server's settings allow (else the API answers 422).
 
     Returns:
         The request to send.
@@ -109,6 +112,8 @@ def submit_request(
     body: dict[str, Any] = {"kind": kind, "inputs": inputs}
     if callback_url is not None:
         body["callback_url"] = callback_url
+    if deliver_to is not None:
+        body["deliver_to"] = deliver_to
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     return ApiRequest("POST", "/v1/tasks", body, headers)
 
@@ -120,6 +125,7 @@ def document_request(
     top_k: int = 5,
     callback_url: str | None = None,
     idempotency_key: str | None = None,
+    deliver_to: str | None = None,
 ) -> ApiRequest:
     """The multipart ``POST /v1/tasks`` request of a ``document-search`` task.
 
@@ -129,6 +135,7 @@ def document_request(
         top_k: How many passages to return.
         callback_url: As :func:`submit_request`.
         idempotency_key: As :func:`submit_request`.
+        deliver_to: As :func:`submit_request`.
 
     Returns:
         The request to send.
@@ -136,6 +143,8 @@ def document_request(
     data = {"query": query, "top_k": str(top_k)}
     if callback_url is not None:
         data["callback_url"] = callback_url
+    if deliver_to is not None:
+        data["deliver_to"] = deliver_to
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     files = {"file": (document.name, document.read_bytes(), "application/octet-stream")}
     return ApiRequest("POST", "/v1/tasks", headers=headers, data=data, files=files)

@@ -71,10 +71,15 @@ class AsyncarchClient:
         *,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        deliver_to: str | None = None,
     ) -> TaskHandle:
         """Submit a task; returns once Kafka holds it. Arguments as :func:`submit_request`."""
         request = submit_request(
-            kind, inputs, callback_url=callback_url, idempotency_key=idempotency_key
+            kind,
+            inputs,
+            callback_url=callback_url,
+            idempotency_key=idempotency_key,
+            deliver_to=deliver_to,
         )
         return parse_submit(self._send(request))
 

@@ -50,7 +50,8 @@ async def _settings(request: Request) -> ApiSettings:
 
 
 async def _submitter(request: Request) -> Submitter:
-    return Submitter(request.app.state.publisher, request.app.state.task_state)
+    state = request.app.state
+    return Submitter(state.publisher, state.task_state, state.delivery)
 
 
 async def _admission(request: Request, caller: CallerDep) -> Caller:

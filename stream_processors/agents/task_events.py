@@ -8,7 +8,7 @@ from typing import Any
 from schemas.exceptions import EventDecodeError
 from stream_processors.app import app, topic_settings
 from stream_processors.catch_up import applied_offsets
-from stream_processors.delivery.dispatch import schedule_webhook
+from stream_processors.delivery.dispatch import schedule_deliveries
 from stream_processors.events import to_task_event
 from stream_processors.metrics import STATE_CHANGES, TASK_LATENCY_SECONDS
 from stream_processors.publish import Headers, publish_state_change
@@ -57,7 +57,7 @@ async def _store(task_event: TaskEvent, headers: Headers) -> None:
         _observe(new_state)
         await publish_state_change(new_state, headers)
         log.info("task state", extra={"task_id": task_event.task_id, "state": new_state["state"]})
-    schedule_webhook(new_state or current)
+    schedule_deliveries(new_state or current)
 
 
 def _observe(state: dict[str, Any]) -> None:

@@ -1,9 +1,15 @@
-"""Webhook deliveries: their record, the retry schedule, and how the API shows them.
+"""Result deliveries: their record, the retry schedule, and how the API shows them.
 
-Pure logic, no Faust and no network. A delivery is a JSON value of the
-``webhook-deliveries`` table, keyed by task id: where it goes, whether it is
+Pure logic, no Faust and no network. A finished task is delivered to each of
+its targets: ``webhook`` (its ``callback_url``) and ``sink`` (its
+``deliver_to``, an S3 bucket or FTP server). The ``webhook-deliveries`` table
+holds, keyed by task id, one delivery per target: where it goes, whether it is
 ``pending``, ``delivered``, ``failed`` or ``refused``, when the next attempt is
 due, and the attempts so far. ``delivery/dispatch.py`` acts on it.
+
+A value written before sinks existed is the webhook's delivery itself;
+``targets_of`` reads it as ``{"webhook": value}``, and the next write stores
+the new shape.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from stream_processors.state_machine import TERMINAL_STATES
 
 __all__ = [
     "OUTCOMES",
+    "SINK",
+    "TARGETS",
+    "WEBHOOK",
     "AttemptResult",
     "DueDeliveries",
     "RetryPolicy",
@@ -28,7 +37,8 @@ __all__ = [
     "needs_delivery",
     "new_delivery",
     "record_attempt",
-    "with_webhook",
+    "targets_of",
+    "with_deliveries",
 ]
 
 DELIVERED, RETRYING, FAILED, REFUSED = "delivered", "retrying", "failed", "refused"
@@ -36,6 +46,10 @@ OUTCOMES = (DELIVERED, RETRYING, FAILED, REFUSED)
 PENDING = "pending"
 ATTEMPTS_KEPT = 50
 _STATUS_AFTER = {DELIVERED: DELIVERED, RETRYING: PENDING, FAILED: FAILED, REFUSED: REFUSED}
+WEBHOOK, SINK = "webhook", "sink"
+# Each delivery target: the task-state field naming it, and its history entries' state.
+TARGETS = {WEBHOOK: "callback_url", SINK: "deliver_to"}
+_HISTORY_STATES = {WEBHOOK: "WEBHOOK", SINK: "SINK"}
 
 
 @dataclass(frozen=True)
@@ -84,16 +98,18 @@ def classify_response(status_code: int, headers: Mapping[str, str]) -> AttemptRe
     )
 
 
-def needs_delivery(state: Mapping[str, Any] | None) -> bool:
-    """Whether a task state calls for a webhook: terminal with a callback URL."""
-    return bool(state and state["state"] in TERMINAL_STATES and state.get("callback_url"))
+def needs_delivery(state: Mapping[str, Any] | None, target: str = WEBHOOK) -> bool:
+    """Whether a task state calls for a delivery to ``target``: terminal, and it names one."""
+    return bool(state and state["state"] in TERMINAL_STATES and state.get(TARGETS[target]))
 
 
-def new_delivery(state: Mapping[str, Any], now_ms: int, policy: RetryPolicy) -> dict[str, Any]:
-    """A pending delivery for a task that just finished, due now."""
+def new_delivery(
+    state: Mapping[str, Any], now_ms: int, policy: RetryPolicy, target: str = WEBHOOK
+) -> dict[str, Any]:
+    """A pending delivery to ``target`` for a task that just finished, due now."""
     return {
         "task_id": state["task_id"],
-        "url": state["callback_url"],
+        "url": state[TARGETS[target]],
         "delivery_id": delivery_id(state["task_id"]),
         "event": event_type(state["state"]),
         "status": PENDING,
@@ -132,44 +148,59 @@ def record_attempt(
     }
 
 
-def with_webhook(state: dict[str, Any], delivery: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A task state as the API shows it: webhook attempts appended to its history
-    (entries with state ``WEBHOOK``) and a ``webhook`` summary."""
-    if delivery is None:
+def targets_of(value: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """A task's deliveries by target, from its value in the deliveries table."""
+    if not value:
+        return {}
+    if "delivery_id" in value:  # written before sinks: the webhook's delivery itself
+        return {WEBHOOK: dict(value)}
+    return {target: value[target] for target in TARGETS if value.get(target)}
+
+
+def with_deliveries(state: dict[str, Any], value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A task state as the API shows it: each delivery's attempts appended to its history
+    (entries with state ``WEBHOOK`` or ``SINK``, in time order) and a summary per target
+    (``webhook``, ``sink``)."""
+    deliveries = targets_of(value)
+    if not deliveries:
         return state
-    entries = [_history_entry(attempt) for attempt in delivery["attempts"]]
-    summary = {
-        "delivery_id": delivery["delivery_id"],
-        "event": delivery["event"],
-        "status": delivery["status"],
-        "attempts": delivery["attempt_count"],
-        "next_attempt_at": delivery["next_attempt_at"],
-    }
-    return {**state, "history": [*state["history"], *entries], "webhook": summary}
+    entries = sorted(
+        (
+            _history_entry(target, attempt)
+            for target, delivery in deliveries.items()
+            for attempt in delivery["attempts"]
+        ),
+        key=lambda entry: entry["at"],
+    )
+    summaries = {target: _summary(delivery) for target, delivery in deliveries.items()}
+    return {**state, "history": [*state["history"], *entries], **summaries}
 
 
 class DueDeliveries:
-    """This worker's pending deliveries by due time (a heap), and those in flight."""
+    """This worker's pending deliveries by due time (a heap), and those in flight.
+
+    A delivery is named by a key: ``(task_id, target)`` in the dispatcher.
+    """
 
     def __init__(self) -> None:
-        self._due: dict[str, int] = {}
-        self._heap: list[tuple[int, str]] = []
-        self.in_flight: set[str] = set()
+        self._due: dict[Any, int] = {}
+        self._heap: list[tuple[int, Any]] = []
+        self.in_flight: set[Any] = set()
 
-    def schedule(self, task_id: str, due_ms: int) -> None:
+    def schedule(self, task_id: Any, due_ms: int) -> None:
         """Make ``task_id`` due at ``due_ms`` (replacing any earlier schedule)."""
         self._due[task_id] = due_ms
         heapq.heappush(self._heap, (due_ms, task_id))
 
-    def reset(self, pending: Iterable[tuple[str, int]]) -> None:
+    def reset(self, pending: Iterable[tuple[Any, int]]) -> None:
         """Replace the schedule with ``pending`` (after partitions moved)."""
         self._due = {task_id: due for task_id, due in pending if task_id not in self.in_flight}
         self._heap = [(due, task_id) for task_id, due in self._due.items()]
         heapq.heapify(self._heap)
 
-    def take(self, now_ms: int, limit: int) -> list[str]:
-        """Up to ``limit`` due task ids, earliest first; they leave the schedule."""
-        taken: list[str] = []
+    def take(self, now_ms: int, limit: int) -> list[Any]:
+        """Up to ``limit`` due keys, earliest first; they leave the schedule."""
+        taken: list[Any] = []
         while self._heap and len(taken) < limit and self._heap[0][0] <= now_ms:
             due, task_id = heapq.heappop(self._heap)
             if self._due.get(task_id) == due and task_id not in self.in_flight:
@@ -205,6 +236,16 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, value)
 
 
-def _history_entry(attempt: Mapping[str, Any]) -> dict[str, Any]:
-    entry = {"state": "WEBHOOK", **attempt}
+def _summary(delivery: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "delivery_id": delivery["delivery_id"],
+        "event": delivery["event"],
+        "status": delivery["status"],
+        "attempts": delivery["attempt_count"],
+        "next_attempt_at": delivery["next_attempt_at"],
+    }
+
+
+def _history_entry(target: str, attempt: Mapping[str, Any]) -> dict[str, Any]:
+    entry = {"state": _HISTORY_STATES[target], **attempt}
     return {key: value for key, value in entry.items() if value is not None}

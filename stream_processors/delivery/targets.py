@@ -1,12 +1,13 @@
-"""Where a webhook may go: the SSRF guard.
+"""Where a delivery may go: the SSRF guard of webhooks and sinks.
 
-A callback URL comes from whoever submitted the task, so before any
-connection its host is resolved and every address is checked. Loopback,
+A callback URL or a sink's host comes from whoever submitted the task, so
+before any connection its host is resolved and every address is checked. Loopback,
 link-local, private, multicast, reserved, unspecified and other non-public
 addresses are refused unless an allowed network (``PROCESSOR_WEBHOOK_ALLOWED_NETWORKS``)
 contains them. IPv6 addresses that embed an IPv4 one (mapped, 6to4, Teredo)
 are judged by that IPv4 address too. The request then goes to the address
 that was checked, not to the name, so a second DNS answer cannot redirect it.
+Sinks (``delivery/sinks.py``) go through ``checked_address`` the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "IPNetwork",
     "WebhookTarget",
     "address_refusal",
+    "checked_address",
     "parse_networks",
     "resolve_target",
 ]
@@ -86,15 +88,31 @@ async def resolve_target(
     parsed = _parse(url)
     host = parsed.raw_host.decode("ascii")
     port = parsed.port or _SCHEMES[parsed.scheme]
+    return _target(parsed, await checked_address(host, port, allowed, resolve, "callback host"))
+
+
+async def checked_address(
+    host: str,
+    port: int,
+    allowed: Sequence[IPNetwork] = (),
+    resolve: Resolver | None = None,
+    what: str = "host",
+) -> IPAddress:
+    """The first address of ``host`` that a delivery may connect to.
+
+    Raises:
+        WebhookRefused: No address it resolves to is allowed.
+        WebhookTargetUnresolved: The host name did not resolve (may be transient).
+    """
     literal = _ip_literal(host)
     addresses = [literal] if literal is not None else await (resolve or _getaddrinfo)(host, port)
     refusals = []
     for address in addresses:
         reason = address_refusal(address, allowed)
         if reason is None:
-            return _target(parsed, address)
+            return address
         refusals.append(reason)
-    raise WebhookRefused(f"callback host {host} refused: {'; '.join(dict.fromkeys(refusals))}")
+    raise WebhookRefused(f"{what} {host} refused: {'; '.join(dict.fromkeys(refusals))}")
 
 
 def _parse(url: str) -> httpx.URL:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from asyncarch.ownership import busy_ports
 from asyncarch.process import alive, spawn
 from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
+from tests.certificates import self_signed
 from tests.helpers import eventually
 from tests.resilience.audit import committed_results
 from tests.stack import free_port, service_env, wait_for_state
@@ -271,6 +273,38 @@ def test_sigkill_of_the_supervisor_leaves_nothing_alive_not_even_its_broker(
     # data folder's lock goes with the last of them.
     eventually(lambda: broker.running_pid() is None, 15, "the broker's lock released")
     assert busy_ports("127.0.0.1", ports.values()) == []
+
+
+def test_up_serves_the_api_over_https_with_its_ssl_flags(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    pair = self_signed(tmp_path)
+    env = {
+        k: v for k, v in session_broker_env(kafka, tmp_path).items() if not k.startswith("API_SSL")
+    }
+    up = Up.start(
+        env, tmp_path / "up.log", "--ssl-certfile", str(pair.cert), "--ssl-keyfile", str(pair.key)
+    )
+    try:
+        up.wait_ready()
+        url = f"https://127.0.0.1:{env['API_PORT']}"
+        assert f"ready: {url}  (API docs: {url}/docs)" in up.output()
+        assert httpx.get(f"{url}/readyz", verify=ssl_context(pair.cert), timeout=10).is_success
+    finally:
+        assert up.stop() == 0
+
+
+def test_up_with_a_certificate_but_no_key_does_not_start(tmp_path: Path) -> None:
+    pair = self_signed(tmp_path)
+    env = {k: v for k, v in {**os.environ, **stack_env(tmp_path)}.items() if k != "API_SSL_KEYFILE"}
+    status, output = up_command(env, "--ssl-certfile", str(pair.cert))
+    assert status == 1
+    assert "not starting: API_SSL_CERTFILE is set but API_SSL_KEYFILE is not" in output
+    assert "kafka" not in output.split("not starting")[0]
+
+
+def ssl_context(cafile: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(cafile))
 
 
 SERVICE_THAT_LOGS = """

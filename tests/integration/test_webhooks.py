@@ -328,7 +328,7 @@ def _wait_for_changelog_attempts(pipeline: Pipeline, task_id: str, count: int) -
     def attempts_on_broker() -> bool:
         for message in consumer.consume(100, timeout=0.5):
             if not message.error() and message.key() == task_id.encode() and message.value():
-                recorded["attempts"] = json.loads(message.value())["attempt_count"]
+                recorded["attempts"] = json.loads(message.value())["webhook"]["attempt_count"]
         return recorded["attempts"] >= count
 
     try:

@@ -149,3 +149,17 @@ def test_truncated_body_raises_a_decode_error() -> None:
 def test_record_missing_a_required_field_raises_an_encode_error() -> None:
     with pytest.raises(EventEncodeError):
         codec_for("TaskStatus").encode({"task_id": "t1"})
+
+
+def test_requests_before_and_after_deliver_to_read_each_other() -> None:
+    """v2 (schemas/history) had no deliver_to: its events read as None, and a v2 reader
+    reads a v3 event without it."""
+    v2 = EventSchema.from_file(SCHEMA_DIR / "history" / "task_request.v2.avsc")
+    assert v2.fingerprint in {w.fingerprint for w in known_writer_schemas()}
+    old_event = AvroCodec(v2).encode(EVENTS["TaskRequest"])
+    assert codec_for("TaskRequest").decode(old_event)["deliver_to"] is None
+    new_event = codec_for("TaskRequest").encode(
+        {**EVENTS["TaskRequest"], "deliver_to": "s3://results/out/"}
+    )
+    decoded = AvroCodec(v2, known_writer_schemas()).decode(new_event)
+    assert decoded["task_id"] == "t1" and "deliver_to" not in decoded

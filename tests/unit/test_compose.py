@@ -442,3 +442,20 @@ def test_dockerfile_runs_asyncarch_offline_as_non_root() -> None:
     text = DOCKERFILE.read_text()
     for var in ("HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1", "OMP_NUM_THREADS=1"):
         assert var in text, var
+
+
+def test_the_api_can_serve_https_with_a_mounted_certificate(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """deploy/tls is mounted read-only where deploy/tls/README.md points API_SSL_* at, and
+    the healthcheck follows API_SSL_CERTFILE (HTTPS when set), so TLS stays healthy."""
+    api = services["api"]
+    mount = "./deploy/tls:/etc/asyncarch/tls:ro"
+    assert mount in api["volumes"]
+    readme = (ROOT / "deploy" / "tls" / "README.md").read_text()
+    assert "API_SSL_CERTFILE=/etc/asyncarch/tls/cert.pem" in readme
+    assert "API_SSL_KEYFILE=/etc/asyncarch/tls/key.pem" in readme
+    probe = api["healthcheck"]["test"][-1]
+    compile(probe, "healthcheck", "exec")
+    assert "API_SSL_CERTFILE" in probe and "https" in probe and "/healthz" in probe
+    assert "deploy/tls/*.pem" in (ROOT / ".gitignore").read_text().splitlines()

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from asyncarch.blobstore import BlobSettings
-from asyncarch.config import KafkaSettings
+from asyncarch.config import DeliverySettings, KafkaSettings
 from asyncarch.up import SupervisorSettings
 from inference_consumer.config import WorkerSettings
 from producer_api.core.config import ApiSettings
@@ -28,6 +28,7 @@ SETTINGS: tuple[type[BaseSettings], ...] = (
     KafkaSettings,
     TopicSettings,
     BlobSettings,
+    DeliverySettings,
     ApiSettings,
     WorkerSettings,
     ProcessorSettings,

@@ -12,7 +12,7 @@ import pytest
 
 from asyncarch.cli import build_parser
 from asyncarch.client import AsyncarchClient, TlsSetupError, tls_verify
-from asyncarch.up import api_probe_verify
+from asyncarch.up import ApiTls, SupervisorSettings, Up, api_probe_verify
 from producer_api.core.config import ApiSettings
 from producer_api.tls import TlsConfigError, tls_options
 from tests.certificates import SelfSigned, self_signed
@@ -126,3 +126,18 @@ def test_cli_flags() -> None:
     args = build_parser().parse_args(["submit", "--ca-bundle", "ca.pem", "--item-a", "a"])
     assert args.ca_bundle == Path("ca.pem") and not args.insecure
     assert build_parser().parse_args(["submit", "--insecure"]).insecure
+
+
+def test_up_flags_serve_the_api_over_https(no_api_env: None, pair: SelfSigned) -> None:
+    args = build_parser().parse_args(
+        ["up", "--ssl-certfile", str(pair.cert), "--ssl-keyfile", str(pair.key)]
+    )
+    up = Up(SupervisorSettings(), ApiTls(args.ssl_certfile, args.ssl_keyfile))
+    assert up.api.base_url.startswith("https://")
+    assert (up.env["API_SSL_CERTFILE"], up.env["API_SSL_KEYFILE"]) == (
+        str(pair.cert.resolve()),
+        str(pair.key.resolve()),
+    )
+    assert isinstance(api_probe_verify(up.api), ssl.SSLContext)
+    plain = Up(SupervisorSettings(), ApiTls())
+    assert plain.api.base_url.startswith("http://") and "API_SSL_CERTFILE" not in plain.env

@@ -65,7 +65,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> Captured:
         seen.published.append(state)
 
     monkeypatch.setattr(task_events, "publish_state_change", publish_state_change)
-    monkeypatch.setattr(task_events, "schedule_webhook", seen.webhooks.append)
+    monkeypatch.setattr(task_events, "schedule_deliveries", seen.webhooks.append)
     monkeypatch.setattr(task_events, "applied_offsets", seen.applied)
     app.flow_control.resume()
     return seen

@@ -14,7 +14,7 @@ from stream_processors.delivery.deliveries import (
     needs_delivery,
     new_delivery,
     record_attempt,
-    with_webhook,
+    with_deliveries,
 )
 
 POLICY = RetryPolicy(retry_for_ms=3_600_000, initial_s=1.0, max_s=300.0)
@@ -122,7 +122,7 @@ def test_the_api_view_appends_attempts_to_the_history() -> None:
     delivery = record_attempt(
         new_delivery(STATE, 10, POLICY), HTTP_500, 10, POLICY, rng=lambda: 0.0
     )
-    view = with_webhook(STATE, delivery)
+    view = with_deliveries(STATE, delivery)
     assert view["history"][:2] == STATE["history"]
     webhook_entry = view["history"][2]
     assert webhook_entry["state"] == "WEBHOOK"
@@ -133,7 +133,7 @@ def test_the_api_view_appends_attempts_to_the_history() -> None:
     )
     assert webhook_entry["status_code"] == 500 and webhook_entry["next_attempt_at"] == 10
     assert view["webhook"]["status"] == "pending" and view["webhook"]["attempts"] == 1
-    assert with_webhook(STATE, None) is STATE
+    assert with_deliveries(STATE, None) is STATE
 
 
 def test_due_deliveries_come_out_in_time_order_within_the_limit() -> None:

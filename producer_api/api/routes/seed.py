@@ -205,7 +205,13 @@ def _pair_submission(form: FormData, caller: Caller) -> Submission:
 def _document_submission(
     form: DocumentSearchForm, inputs: dict[str, Any], caller: Caller
 ) -> Submission:
-    return Submission("document-search", inputs, _url(form.callback_url), caller.tenant)
+    return Submission(
+        "document-search",
+        inputs,
+        _url(form.callback_url),
+        caller.tenant,
+        deliver_to=form.deliver_to,
+    )
 
 
 def _url(url: AnyHttpUrl | None) -> str | None:

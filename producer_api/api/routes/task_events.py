@@ -34,7 +34,7 @@ async def task_events(
 ) -> StreamingResponse:
     """Stream each state change as an SSE ``status`` event; closes after the terminal one.
 
-    Webhook delivery attempts recorded by then come as ``webhook`` events.
+    Delivery attempts recorded by then come as ``webhook`` or ``sink`` events.
     """
     state = await load_task(task_state, task_id, caller)
     stream = _status_events(task_state, state, caller, skip=(last_event_id or 0))
@@ -68,10 +68,11 @@ async def _status_events(
 
 
 def _frame(number: int, state: dict[str, Any], entry: dict[str, Any]) -> str:
-    """A ``status`` event, or a ``webhook`` event for a callback delivery attempt."""
-    if entry["state"] == "WEBHOOK":
+    """A ``status`` event, or a ``webhook`` / ``sink`` event for a delivery attempt."""
+    if entry["state"] in ("WEBHOOK", "SINK"):
         data = {"task_id": state["task_id"], **entry}
-        return f"id: {number}\nevent: webhook\ndata: {json.dumps(data)}\n\n"
+        event = entry["state"].lower()
+        return f"id: {number}\nevent: {event}\ndata: {json.dumps(data)}\n\n"
     data = {
         "task_id": state["task_id"],
         "status": entry["state"],

@@ -83,7 +83,12 @@ async def submit_task(
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form, inputs = await read_document_form(request, store, settings.max_upload_bytes)
         submission = Submission(
-            "document-search", inputs, _url(form.callback_url), caller.tenant, idempotency_key
+            "document-search",
+            inputs,
+            _url(form.callback_url),
+            caller.tenant,
+            idempotency_key,
+            form.deliver_to,
         )
         accepted, replayed = await submitter.accept_document(submission, store)
     else:
@@ -94,6 +99,7 @@ async def submit_task(
             _url(task.callback_url),
             caller.tenant,
             idempotency_key,
+            task.deliver_to,
         )
         accepted, replayed = await submitter.accept(submission)
     response.headers["Location"] = accepted.links.self

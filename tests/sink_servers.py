@@ -1,0 +1,113 @@
+"""Real result sinks on loopback for tests: an S3-compatible HTTP server (moto's server
+mode) and an FTP server (pyftpdlib), each in a thread of the test process, each able
+to go down and come back on the same port.
+
+moto keeps its buckets in the process, so they outlive a restart of the server.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from tests.stack import free_port
+
+__all__ = ["FTP_PASSWORD", "FTP_USER", "S3_CREDENTIALS", "FtpServer", "S3Server"]
+
+# Anything goes for moto; boto3 only needs credentials to sign with.
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+FTP_USER, FTP_PASSWORD = "asyncarch", "sink-password"
+
+
+def _quiet_handler() -> Any:
+    from werkzeug.serving import WSGIRequestHandler
+
+    class Quiet(WSGIRequestHandler):
+        def log(self, type: str, message: str, *args: Any) -> None:
+            pass  # one line a request on stderr drowns the test's output
+
+    return Quiet
+
+
+class S3Server:
+    """moto's S3 over HTTP on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from moto.server import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(
+            "127.0.0.1", self.port, app, threaded=True, request_handler=_quiet_handler()
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Down: the port refuses connections until ``start``."""
+        self._server.shutdown()
+        self._server.server_close()
+        assert self._thread is not None
+        self._thread.join(10)
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+        )
+
+
+class FtpServer:
+    """pyftpdlib on 127.0.0.1, one user whose home is ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.servers import FTPServer
+
+        authorizer = DummyAuthorizer()
+        authorizer.add_user(FTP_USER, FTP_PASSWORD, str(self.root), perm="elradfmw")
+        handler = type("SinkFTPHandler", (FTPHandler,), {"authorizer": authorizer})
+        server = FTPServer(("127.0.0.1", self.port), handler)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._serve, args=(server,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Down: the port refuses connections until ``start``."""
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(10)
+
+    def _serve(self, server: Any) -> None:
+        # pyftpdlib's loop is not thread-safe: it is polled and closed in its own thread.
+        try:
+            while not self._stop.is_set():
+                server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+        finally:
+            server.close_all()
