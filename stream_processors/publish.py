@@ -31,7 +31,7 @@ async def publish_state_change(state: Mapping[str, Any], source_headers: Headers
     trace = child_traceparent(header_value(_as_list(source_headers), "traceparent"))
     await task_state_topic.send(
         key=task_id.encode(),
-        value=encode_state_changed(state),
+        value=encode_state_changed(state, task_state_topic.get_topic_name()),
         headers=_headers(task_id, trace),
     )
 
