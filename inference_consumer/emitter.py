@@ -106,6 +106,7 @@ class EventEmitter:
             (key or b"").decode(errors="replace"),
             self.producer_name,
             header_value(message.headers(), "traceparent"),
+            codec.content_type,
         )
         headers += [
             ("error-type", error_type.encode()),
@@ -137,5 +138,7 @@ class EventEmitter:
             topic,
             key=event["task_id"].encode(),
             value=codec.encode(event, topic),
-            headers=event_headers(codec.schema, event["task_id"], self.producer_name, trace),
+            headers=event_headers(
+                codec.schema, event["task_id"], self.producer_name, trace, codec.content_type
+            ),
         )

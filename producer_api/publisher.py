@@ -104,7 +104,9 @@ class TaskPublisher:
                 topic,
                 key=task_id.encode(),
                 value=value,
-                headers=event_headers(codec.schema, task_id, "producer_api", new_traceparent()),
+                headers=event_headers(
+                    codec.schema, task_id, "producer_api", new_traceparent(), codec.content_type
+                ),
                 on_delivery=on_delivery,
             )
         except (BufferError, KafkaException) as exc:

@@ -35,7 +35,9 @@ from schemas.exceptions import EventDecodeError, EventEncodeError, SchemaError
 from schemas.registry import SchemaRegistry, configured_registry, value_subject
 
 __all__ = [
+    "CONFLUENT_CONTENT_TYPE",
     "SCHEMA_DIR",
+    "SINGLE_OBJECT_CONTENT_TYPE",
     "AvroCodec",
     "EventSchema",
     "codec_for",
@@ -46,6 +48,8 @@ SCHEMA_DIR = Path(__file__).resolve().parent
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 _HEADER_LEN = len(SINGLE_OBJECT_MARKER) + 8
+SINGLE_OBJECT_CONTENT_TYPE = "application/vnd.apache.avro+binary; framing=single-object"
+CONFLUENT_CONTENT_TYPE = "application/vnd.apache.avro+binary; framing=confluent"
 _SCHEMA_ID = struct.Struct(">I")
 _CONFLUENT_HEADER_LEN = len(CONFLUENT_MAGIC) + _SCHEMA_ID.size
 
@@ -126,6 +130,11 @@ class AvroCodec:
         self.registry = registry
         self._writers = {w.fingerprint: w for w in (*writers, reader)}
         self._registered: dict[int, EventSchema] = {}
+
+    @property
+    def content_type(self) -> str:
+        """The ``content-type`` header of what ``encode`` writes: which framing."""
+        return SINGLE_OBJECT_CONTENT_TYPE if self.registry is None else CONFLUENT_CONTENT_TYPE
 
     def encode(self, record: dict[str, Any], topic: str | None = None) -> bytes:
         """Encode a record for a topic: Confluent-framed with a registry, else single-object.

@@ -54,7 +54,8 @@ async def publish_tombstones(task_ids: Iterable[str]) -> None:
 
 
 def _headers(task_id: str, traceparent: str | None) -> list[tuple[str, bytes]]:
-    headers = event_headers(codec_for(EVENT_TYPE).schema, task_id, PRODUCER_NAME, traceparent)
+    codec = codec_for(EVENT_TYPE)
+    headers = event_headers(codec.schema, task_id, PRODUCER_NAME, traceparent, codec.content_type)
     return cast(list[tuple[str, bytes]], headers)  # event_headers encodes every value
 
 

@@ -24,7 +24,14 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from asyncarch.config import KafkaSettings
-from schemas.codec import SCHEMA_DIR, AvroCodec, EventSchema, codec_for, load_schema
+from schemas.codec import (
+    CONFLUENT_CONTENT_TYPE,
+    SCHEMA_DIR,
+    AvroCodec,
+    EventSchema,
+    codec_for,
+    load_schema,
+)
 from schemas.headers import header_value
 from schemas.registry import SchemaRegistry, SchemaRegistrySettings, value_subject
 from tests.helpers import eventually, read_all
@@ -121,6 +128,7 @@ def test_a_plain_avro_deserializer_reads_every_event(
             record = deserialize(message.value(), SerializationContext(name, MessageField.VALUE))
             assert isinstance(record, dict), name
             assert header_value(message.headers(), "schema-name") == schema_name
+            assert header_value(message.headers(), "content-type") == CONFLUENT_CONTENT_TYPE
             if name == "dead_letters":
                 assert record["key"] == CORRUPT_KEY and record["value"] == b"\x00garbage"
             else:
