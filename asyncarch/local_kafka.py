@@ -34,7 +34,7 @@ from asyncarch.ownership import AlreadyRunning, OwnerLock, busy_ports, port_take
 from asyncarch.paths import cache_root
 from asyncarch.process import alive, spawn
 
-__all__ = ["LocalKafka", "LocalKafkaError", "cache_root"]
+__all__ = ["LocalKafka", "LocalKafkaError", "cache_root", "java_executable"]
 
 log = logging.getLogger(__name__)
 
@@ -266,15 +266,8 @@ class LocalKafka:
             raise LocalKafkaError(f"kafka storage format failed:\n{done.stdout}\n{done.stderr}")
 
     def _java(self, libs: Path, main: str, *args: str) -> list[str]:
-        java = (
-            shutil.which("java", path=str(Path(os.environ["JAVA_HOME"]) / "bin"))
-            if os.environ.get("JAVA_HOME")
-            else shutil.which("java")
-        )
-        if java is None:
-            raise LocalKafkaError("java is not installed: Kafka needs Java 17 or newer")
         return [
-            java,
+            java_executable(),
             f"-Xmx{self.heap}",
             f"-Xms{self.heap}",
             "-XX:+UseG1GC",
@@ -286,6 +279,18 @@ class LocalKafka:
             main,
             *args,
         ]
+
+
+def java_executable() -> str:
+    """The ``java`` of ``$JAVA_HOME``, else the one on the PATH (17 or newer)."""
+    java = (
+        shutil.which("java", path=str(Path(os.environ["JAVA_HOME"]) / "bin"))
+        if os.environ.get("JAVA_HOME")
+        else shutil.which("java")
+    )
+    if java is None:
+        raise LocalKafkaError("java is not installed: Kafka needs Java 17 or newer")
+    return java
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -1,4 +1,9 @@
-"""``asyncarch up``: a local broker and every service, supervised like a process manager.
+"""``asyncarch up``: a local broker, a schema registry and every service, supervised.
+
+The local Kafka broker starts unless ``KAFKA_BOOTSTRAP_SERVERS`` names a
+cluster; the local schema registry (Apicurio, ``asyncarch.local_registry``)
+starts unless ``SCHEMA_REGISTRY_URL`` names one or
+``SUPERVISOR_REGISTRY_ENABLED=false``, and every service is given its URL.
 
 One run owns what it started and only that. It claims the cache folder
 (``up.lock``) and checks every port it needs before it starts anything, so a
@@ -28,6 +33,7 @@ from asyncarch.config import KafkaSettings
 from asyncarch.exceptions import AsyncarchError
 from asyncarch.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_broker
 from asyncarch.local_kafka import LocalKafka, cache_root
+from asyncarch.local_registry import LocalRegistry, LocalRegistryError
 from asyncarch.ownership import AlreadyRunning, OwnerLock, busy_ports, port_taken
 from asyncarch.process import listens_on
 from asyncarch.restarts import RestartPolicy, SupervisorMetrics
@@ -41,7 +47,7 @@ from stream_processors.config import ProcessorSettings
 __all__ = ["SupervisorSettings", "api_probe_verify", "run_up"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-API, WORKERS, PROCESSOR, BROKER = range(4)  # stop stages, in order
+API, WORKERS, PROCESSOR, REGISTRY, BROKER = range(5)  # stop stages, in order
 
 
 class SupervisorSettings(BaseSettings):
@@ -63,6 +69,10 @@ class SupervisorSettings(BaseSettings):
     restart_reset_s: float = Field(default=60.0, gt=0)
     stop_timeout_s: float = Field(default=10.0, gt=0)
     kafka_wait_s: float = Field(default=120.0, gt=0)
+    registry_enabled: bool = True
+    registry_port: int = 8081
+    registry_heap: str = "256m"
+    registry_wait_s: float = Field(default=120.0, gt=0)
 
     def rules(self) -> RestartRules:
         """The restart rules these settings describe."""
@@ -149,6 +159,7 @@ class Up:
         self.metrics = SupervisorMetrics()
         self.supervisor = Supervisor(ServiceGroup(self.env), settings.rules(), self.metrics)
         self.broker: LocalKafka | None = None
+        self.registry: LocalRegistry | None = None
         self.stopping = threading.Event()
         self.starting = False
 
@@ -199,6 +210,7 @@ class Up:
         lock.acquire(what="asyncarch up", api=self.api.base_url, cache=str(cache_root()))
         claims.callback(lock.release)
         _check_ports(self.settings)
+        self._claim_registry()
         if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
             return
         broker = LocalKafka(
@@ -211,6 +223,15 @@ class Up:
         self.broker = broker
         self.env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
 
+    def _claim_registry(self) -> None:
+        if not self.settings.registry_enabled or "SCHEMA_REGISTRY_URL" in os.environ:
+            return
+        registry = LocalRegistry(port=self.settings.registry_port, heap=self.settings.registry_heap)
+        if busy_ports(registry.host, [registry.port]):
+            raise port_taken(registry.host, registry.port, "SUPERVISOR_REGISTRY_PORT")
+        self.registry = registry
+        self.env["SCHEMA_REGISTRY_URL"] = registry.url
+
     def _start(self) -> None:
         self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         kafka = KafkaSettings()
@@ -221,9 +242,24 @@ class Up:
             self.supervisor.launch(Service("kafka", BROKER, argv=argv, pass_fds=(broker.lock_fd,)))
             kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         self._wait_for_kafka(kafka)
+        self._start_registry()
         ensure_topics(kafka, TopicSettings())
         for service in _stack(self.settings):
             self.supervisor.launch(service)
+
+    def _start_registry(self) -> None:
+        if (registry := self.registry) is None:
+            return
+        say("registry", f"starting Apicurio Registry on {registry.url} (first run: mvn builds it)")
+        self.supervisor.launch(Service("registry", REGISTRY, argv=tuple(registry.command())))
+        deadline = time.monotonic() + self.settings.registry_wait_s
+        while not registry.ready():
+            self.supervisor.tick()
+            if time.monotonic() > deadline:
+                raise LocalRegistryError(
+                    f"the registry did not answer in {self.settings.registry_wait_s:.0f}s"
+                )
+            time.sleep(0.3)
 
     def _note_broker_pid(self, service: Service, pid: int) -> None:
         if service.name == "kafka" and self.broker is not None:

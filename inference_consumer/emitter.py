@@ -106,6 +106,7 @@ class EventEmitter:
             (key or b"").decode(errors="replace"),
             self.producer_name,
             header_value(message.headers(), "traceparent"),
+            codec.content_type,
         )
         headers += [
             ("error-type", error_type.encode()),
@@ -117,7 +118,10 @@ class EventEmitter:
         if value is not None and len(value) > DEAD_LETTER_VALUE_LIMIT:
             headers.append(("value-truncated-from", str(len(value)).encode()))
         producer.produce(
-            self.topics.dead_letters, key=key, value=codec.encode(event), headers=headers
+            self.topics.dead_letters,
+            key=key,
+            value=codec.encode(event, self.topics.dead_letters),
+            headers=headers,
         )
 
     def _produce(
@@ -133,6 +137,8 @@ class EventEmitter:
         producer.produce(
             topic,
             key=event["task_id"].encode(),
-            value=codec.encode(event),
-            headers=event_headers(codec.schema, event["task_id"], self.producer_name, trace),
+            value=codec.encode(event, topic),
+            headers=event_headers(
+                codec.schema, event["task_id"], self.producer_name, trace, codec.content_type
+            ),
         )

@@ -27,6 +27,7 @@ from asyncarch.config import KafkaSettings
 from producer_api.broker_connectivity import BrokerConnectivity
 from producer_api.exceptions import BrokersDown, BrokerUnavailable
 from schemas.codec import codec_for
+from schemas.exceptions import SchemaRegistryError
 from schemas.headers import event_headers, new_traceparent
 from schemas.records import task_status_record
 from schemas.states import CANCELLED
@@ -94,11 +95,18 @@ class TaskPublisher:
 
         task_id = event["task_id"]
         try:
+            # With a registry, the first event of a subject registers its schema.
+            value = codec.encode(event, topic)
+        except SchemaRegistryError as exc:
+            raise BrokerUnavailable(f"the schema registry is unavailable: {exc}") from exc
+        try:
             self._producer.produce(
                 topic,
                 key=task_id.encode(),
-                value=codec.encode(event),
-                headers=event_headers(codec.schema, task_id, "producer_api", new_traceparent()),
+                value=value,
+                headers=event_headers(
+                    codec.schema, task_id, "producer_api", new_traceparent(), codec.content_type
+                ),
                 on_delivery=on_delivery,
             )
         except (BufferError, KafkaException) as exc:

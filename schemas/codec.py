@@ -1,17 +1,28 @@
 """The one place that encodes and decodes events.
 
-Events are Avro records framed with Avro single-object encoding: the two
-marker bytes ``C3 01``, the 8-byte little-endian CRC-64-AVRO fingerprint of
-the writer schema's canonical form, then the Avro binary body. A reader finds
-the writer schema by its fingerprint among the ``.avsc`` files in this folder
-(current versions and the old ones kept in ``history/``) and resolves it
-against its own reader schema, so old and new readers read each other's events.
+Events are Avro records in one of two framings:
+
+- the Confluent wire format when a schema registry is configured
+  (``SCHEMA_REGISTRY_URL``): the magic byte ``00``, the 4-byte big-endian id
+  of the writer schema in the registry, then the Avro binary body. The
+  schema is registered under ``<topic>-value``, so Kafka UI and any Confluent
+  client decode the events;
+- otherwise Avro single-object encoding: the two marker bytes ``C3 01``, the
+  8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's
+  canonical form, then the body.
+
+A reader accepts both. It finds the writer schema by its registry id (asking
+the registry once per id) or by its fingerprint among the ``.avsc`` files in
+this folder (current versions and the old ones kept in ``history/``), and
+resolves it against its own reader schema, so old and new readers read each
+other's events.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import struct
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -21,9 +32,12 @@ import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
 from schemas.exceptions import EventDecodeError, EventEncodeError, SchemaError
+from schemas.registry import SchemaRegistry, configured_registry, value_subject
 
 __all__ = [
+    "CONFLUENT_CONTENT_TYPE",
     "SCHEMA_DIR",
+    "SINGLE_OBJECT_CONTENT_TYPE",
     "AvroCodec",
     "EventSchema",
     "codec_for",
@@ -34,6 +48,10 @@ SCHEMA_DIR = Path(__file__).resolve().parent
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 _HEADER_LEN = len(SINGLE_OBJECT_MARKER) + 8
+SINGLE_OBJECT_CONTENT_TYPE = "application/vnd.apache.avro+binary; framing=single-object"
+CONFLUENT_CONTENT_TYPE = "application/vnd.apache.avro+binary; framing=confluent"
+_SCHEMA_ID = struct.Struct(">I")
+_CONFLUENT_HEADER_LEN = len(CONFLUENT_MAGIC) + _SCHEMA_ID.size
 
 SCHEMA_FILES = {
     "TaskRequest": "task_request.avsc",
@@ -46,11 +64,12 @@ SCHEMA_FILES = {
 
 @dataclass(frozen=True)
 class EventSchema:
-    """A parsed Avro schema with its single-object fingerprint."""
+    """A parsed Avro schema with its single-object fingerprint and its JSON text."""
 
     name: str
     parsed: Any = field(repr=False)
     fingerprint: bytes
+    text: str = field(default="", repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -72,7 +91,7 @@ class EventSchema:
             if isinstance(raw, dict)
             else str(raw)
         )
-        return cls(name=name, parsed=parsed, fingerprint=digest)
+        return cls(name=name, parsed=parsed, fingerprint=digest, text=json.dumps(raw))
 
     @classmethod
     def from_file(cls, path: Path) -> EventSchema:
@@ -99,16 +118,56 @@ def known_writer_schemas() -> tuple[EventSchema, ...]:
 
 
 class AvroCodec:
-    """Encodes with one schema; decodes any known writer schema into it."""
+    """Encodes with one schema; decodes any known or registered writer schema into it."""
 
-    def __init__(self, reader: EventSchema, writers: tuple[EventSchema, ...] = ()) -> None:
+    def __init__(
+        self,
+        reader: EventSchema,
+        writers: tuple[EventSchema, ...] = (),
+        registry: SchemaRegistry | None = None,
+    ) -> None:
         self.schema = reader
+        self.registry = registry
         self._writers = {w.fingerprint: w for w in (*writers, reader)}
+        self._registered: dict[int, EventSchema] = {}
 
-    def encode(self, record: dict[str, Any]) -> bytes:
-        """Encode a record as an Avro single-object message."""
+    @property
+    def content_type(self) -> str:
+        """The ``content-type`` header of what ``encode`` writes: which framing."""
+        return SINGLE_OBJECT_CONTENT_TYPE if self.registry is None else CONFLUENT_CONTENT_TYPE
+
+    def encode(self, record: dict[str, Any], topic: str | None = None) -> bytes:
+        """Encode a record for a topic: Confluent-framed with a registry, else single-object.
+
+        With a registry the topic names the subject, so it is required.
+        """
+        body = self._body(record)
+        if self.registry is None:
+            return SINGLE_OBJECT_MARKER + self.schema.fingerprint + body
+        if topic is None:
+            raise EventEncodeError(f"{self.schema.name}: a registry subject needs the topic")
+        schema_id = self.registry.schema_id(value_subject(topic), self.schema.text)
+        return CONFLUENT_MAGIC + _SCHEMA_ID.pack(schema_id) + body
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        """Decode an event in either framing, written with any known schema version."""
+        if data and data[:1] == CONFLUENT_MAGIC:
+            writer, start = self._registered_writer(data), _CONFLUENT_HEADER_LEN
+        else:
+            writer, start = self._writer_of(data), _HEADER_LEN
+        assert data is not None
+        try:
+            record = fastavro.schemaless_reader(
+                io.BytesIO(data[start:]), writer.parsed, self.schema.parsed
+            )
+        except Exception as exc:  # truncated or garbage bodies raise many types
+            raise EventDecodeError(f"{self.schema.name}: body does not decode: {exc}") from exc
+        if not isinstance(record, dict):
+            raise EventDecodeError(f"{self.schema.name}: not a record")
+        return record
+
+    def _body(self, record: dict[str, Any]) -> bytes:
         buffer = io.BytesIO()
-        buffer.write(SINGLE_OBJECT_MARKER + self.schema.fingerprint)
         try:
             fastavro.schemaless_writer(
                 buffer, self.schema.parsed, record, strict_allow_default=True
@@ -117,25 +176,24 @@ class AvroCodec:
             raise EventEncodeError(f"{self.schema.name}: {exc}") from exc
         return buffer.getvalue()
 
-    def decode(self, data: bytes | None) -> dict[str, Any]:
-        """Decode a single-object message written with any known schema version."""
-        writer = self._writer_of(data)
-        assert data is not None
+    def _registered_writer(self, data: bytes) -> EventSchema:
+        if self.registry is None:
+            raise EventDecodeError("Confluent-framed message but no schema registry is configured")
+        if len(data) < _CONFLUENT_HEADER_LEN:
+            raise EventDecodeError(f"{self.schema.name}: truncated Confluent-framed message")
+        (schema_id,) = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))
+        if (known := self._registered.get(schema_id)) is not None:
+            return known
         try:
-            record = fastavro.schemaless_reader(
-                io.BytesIO(data[_HEADER_LEN:]), writer.parsed, self.schema.parsed
-            )
-        except Exception as exc:  # truncated or garbage bodies raise many types
-            raise EventDecodeError(f"{self.schema.name}: body does not decode: {exc}") from exc
-        if not isinstance(record, dict):
-            raise EventDecodeError(f"{self.schema.name}: not a record")
-        return record
+            writer = EventSchema.from_json(json.loads(self.registry.writer_schema(schema_id)))
+        except (SchemaError, ValueError) as exc:
+            raise EventDecodeError(f"schema id {schema_id} is not a usable Avro schema") from exc
+        self._registered[schema_id] = writer
+        return writer
 
     def _writer_of(self, data: bytes | None) -> EventSchema:
         if not data:
             raise EventDecodeError(f"{self.schema.name}: empty message")
-        if data[:1] == CONFLUENT_MAGIC:
-            raise EventDecodeError("Confluent-framed message but no schema registry is configured")
         if data[:2] != SINGLE_OBJECT_MARKER or len(data) < _HEADER_LEN:
             raise EventDecodeError(f"{self.schema.name}: not an Avro single-object message")
         writer = self._writers.get(data[2:_HEADER_LEN])
@@ -148,5 +206,9 @@ class AvroCodec:
 
 @cache
 def codec_for(event_type: str) -> AvroCodec:
-    """The codec of an event type, able to read every known version of it."""
-    return AvroCodec(load_schema(event_type), known_writer_schemas())
+    """The codec of an event type, able to read every known version of it.
+
+    It writes the Confluent wire format when this process's settings name a
+    schema registry (``SCHEMA_REGISTRY_URL``), single-object framing otherwise.
+    """
+    return AvroCodec(load_schema(event_type), known_writer_schemas(), configured_registry())

@@ -4,7 +4,13 @@
 may import; ``asyncarch.exceptions`` re-exports it under its usual name.
 """
 
-__all__ = ["AsyncarchError", "EventDecodeError", "EventEncodeError", "SchemaError"]
+__all__ = [
+    "AsyncarchError",
+    "EventDecodeError",
+    "EventEncodeError",
+    "SchemaError",
+    "SchemaRegistryError",
+]
 
 
 class AsyncarchError(Exception):
@@ -21,3 +27,8 @@ class EventEncodeError(AsyncarchError):
 
 class EventDecodeError(AsyncarchError):
     """Bytes are not an event this reader can decode."""
+
+
+class SchemaRegistryError(AsyncarchError):
+    """The schema registry could not be reached, or refused a schema: often passing,
+    so the event is not at fault (an unknown schema id is an EventDecodeError)."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 
-from schemas.codec import EventSchema
+from schemas.codec import SINGLE_OBJECT_CONTENT_TYPE, EventSchema
 
 __all__ = ["child_traceparent", "event_headers", "header_value", "new_traceparent"]
 
 Headers = list[tuple[str, str | bytes | None]]
-CONTENT_TYPE = "application/vnd.apache.avro+binary; framing=single-object"
+CONTENT_TYPE = SINGLE_OBJECT_CONTENT_TYPE
 
 
 def new_traceparent() -> str:
@@ -27,14 +27,21 @@ def child_traceparent(parent: str | None) -> str:
 
 
 def event_headers(
-    schema: EventSchema, task_id: str, producer: str, traceparent: str | None = None
+    schema: EventSchema,
+    task_id: str,
+    producer: str,
+    traceparent: str | None = None,
+    content_type: str = CONTENT_TYPE,
 ) -> Headers:
-    """Headers naming the event type, schema and version, task, producer and trace."""
+    """Headers naming the event type, schema and version, framing, task, producer and trace.
+
+    ``content_type`` is the codec's (``AvroCodec.content_type``): it names the framing.
+    """
     values = {
         "event-type": schema.name.rsplit(".", 1)[-1],
         "schema-name": schema.name,
         "schema-version": schema.version,
-        "content-type": CONTENT_TYPE,
+        "content-type": content_type,
         "task-id": task_id,
         "producer": producer,
         "traceparent": traceparent or new_traceparent(),

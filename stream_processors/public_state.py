@@ -32,9 +32,9 @@ def state_changed_record(state: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def encode_state_changed(state: Mapping[str, Any]) -> bytes:
-    """The Avro single-object bytes of a task's public state."""
-    return codec_for(EVENT_TYPE).encode(state_changed_record(state))
+def encode_state_changed(state: Mapping[str, Any], topic: str | None = None) -> bytes:
+    """The Avro bytes of a task's public state (for ``topic``: the registry subject's)."""
+    return codec_for(EVENT_TYPE).encode(state_changed_record(state), topic)
 
 
 def summarize_result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:

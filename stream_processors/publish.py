@@ -31,7 +31,7 @@ async def publish_state_change(state: Mapping[str, Any], source_headers: Headers
     trace = child_traceparent(header_value(_as_list(source_headers), "traceparent"))
     await task_state_topic.send(
         key=task_id.encode(),
-        value=encode_state_changed(state),
+        value=encode_state_changed(state, task_state_topic.get_topic_name()),
         headers=_headers(task_id, trace),
     )
 
@@ -54,7 +54,8 @@ async def publish_tombstones(task_ids: Iterable[str]) -> None:
 
 
 def _headers(task_id: str, traceparent: str | None) -> list[tuple[str, bytes]]:
-    headers = event_headers(codec_for(EVENT_TYPE).schema, task_id, PRODUCER_NAME, traceparent)
+    codec = codec_for(EVENT_TYPE)
+    headers = event_headers(codec.schema, task_id, PRODUCER_NAME, traceparent, codec.content_type)
     return cast(list[tuple[str, bytes]], headers)  # event_headers encodes every value
 
 

@@ -1,8 +1,11 @@
-"""Fixtures for integration tests: a real Kafka broker and the real services.
+"""Fixtures for integration tests: a real Kafka broker, a schema registry and the services.
 
 The broker is the one named by ``KAFKA_BOOTSTRAP_SERVERS``, or else an
 ephemeral single-node KRaft broker that this session provisions with ``mvn``
-and starts. A missing broker fails the tests; they never skip.
+and starts. A missing broker fails the tests; they never skip. Likewise the
+schema registry is the one named by ``TEST_SCHEMA_REGISTRY_URL``, or else a
+local Apicurio Registry that ``mvn`` builds; only the tests that ask for it
+start it (the other pipelines run without a registry: single-object framing).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pytest
 from asyncarch.config import KafkaSettings
 from asyncarch.kafka_admin import ensure_topics
 from asyncarch.local_kafka import LocalKafka
+from asyncarch.local_registry import LocalRegistry
 from schemas.topics import TopicSettings
 from tests.stack import TEST_PARTITIONS, Pipeline, free_port, launch_pipeline
 
@@ -35,6 +39,20 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSettings]:
         yield KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
     finally:
         broker.destroy()
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Confluent-compatible URL of the session's schema registry."""
+    if url := os.environ.get("TEST_SCHEMA_REGISTRY_URL"):
+        yield url
+        return
+    registry = LocalRegistry(state_dir=tmp_path_factory.mktemp("registry"), port=free_port())
+    process = registry.start()
+    try:
+        yield registry.url
+    finally:
+        registry.stop(process)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from asyncarch.process import alive, spawn
 from asyncarch.supervisor import ServiceGroup
 from schemas.topics import TopicSettings
 from tests.certificates import self_signed
-from tests.helpers import eventually
+from tests.helpers import eventually, read_all
 from tests.resilience.audit import committed_results
 from tests.stack import free_port, service_env, wait_for_state
 
@@ -98,12 +98,16 @@ def up_command(env: dict[str, str], *args: str, timeout_s: float = 60) -> tuple[
 
 
 def stack_env(tmp: Path, **extra: str) -> dict[str, str]:
-    """Free ports, a cache folder of its own, quick restarts (added to the environment)."""
+    """Free ports, a cache folder of its own, quick restarts (added to the environment).
+
+    No schema registry unless ``extra`` enables it (one test does).
+    """
     api, web = free_port(), free_port()
-    dist = cache_root() / "kafka-dist"  # jars shared with the session: no second mvn run
-    dist.mkdir(parents=True, exist_ok=True)
     (tmp / "cache").mkdir()
-    (tmp / "cache" / "kafka-dist").symlink_to(dist)
+    for built in ("kafka-dist", "registry-dist"):  # shared with the session: no second mvn run
+        dist = cache_root() / built
+        dist.mkdir(parents=True, exist_ok=True)
+        (tmp / "cache" / built).symlink_to(dist)
     return {
         "ASYNCARCH_CACHE": str(tmp / "cache"),
         "API_PORT": str(api),
@@ -113,6 +117,7 @@ def stack_env(tmp: Path, **extra: str) -> dict[str, str]:
         "WORKER_TORCH_THREADS": "1",
         "SUPERVISOR_METRICS_PORT": str(free_port()),
         "SUPERVISOR_STOP_TIMEOUT_S": "10",
+        "SUPERVISOR_REGISTRY_ENABLED": "false",
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
@@ -244,6 +249,30 @@ def test_a_stop_signal_stops_everything_api_first(
     stops = re.findall(r"asyncarch \| stopping (.+)", up.output())
     assert stops == ["api", "worker-1, worker-2", "processor"]
     assert " exited (" not in up.output(), "a service got the signal before the supervisor"
+
+
+def test_up_starts_a_schema_registry_and_every_service_writes_through_it(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """The registry starts by default (here on a free port), stops after the services."""
+    env = session_broker_env(kafka, tmp_path)
+    env.pop("SCHEMA_REGISTRY_URL", None)
+    registry_port = free_port()
+    env.update(SUPERVISOR_REGISTRY_ENABLED="true", SUPERVISOR_REGISTRY_PORT=str(registry_port))
+    up = Up.start(env, tmp_path / "up.log")
+    try:
+        up.wait_ready()
+        task = submit_and_finish(env)
+        assert task["status"] == "SUCCESS"
+        results = TopicSettings(prefix=env["TOPIC_PREFIX"]).results
+        found = read_all(kafka, results, 1)
+        assert [m.value()[0] for m in found] == [0], "not in the Confluent wire format"
+        url = f"http://127.0.0.1:{registry_port}/apis/ccompat/v7/subjects"
+        assert f"{results}-value" in httpx.get(url, timeout=5).json()
+    finally:
+        up.stop()
+    stops = re.findall(r"asyncarch \| stopping (.+)", up.output())
+    assert stops == ["api", "worker-1", "processor", "registry"]
 
 
 def test_sigkill_of_the_supervisor_leaves_nothing_alive_not_even_its_broker(

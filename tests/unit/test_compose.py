@@ -28,6 +28,7 @@ from asyncarch.cli import build_parser
 from asyncarch.config import KafkaSettings
 from inference_consumer.config import WorkerSettings
 from producer_api.core.config import ApiSettings
+from schemas.registry import SchemaRegistrySettings
 from schemas.topics import TopicSettings
 from stream_processors.config import ProcessorSettings
 
@@ -45,6 +46,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "WORKER_": WorkerSettings,
     "PROCESSOR_": ProcessorSettings,
     "BLOB_": BlobSettings,
+    "SCHEMA_REGISTRY_": SchemaRegistrySettings,
 }
 KAFKA_CLIENT_SECURITY = (
     "KAFKA_SECURITY_PROTOCOL",
@@ -365,6 +367,17 @@ def test_kafka_ui_reads_values_through_the_registry_and_keys_as_text(
     assert ui["KAFKA_CLUSTERS_0_DEFAULTKEYSERDE"] == "String"
     assert ui["KAFKA_CLUSTERS_0_DEFAULTVALUESERDE"] == "SchemaRegistry"
     assert f"localhost:{registry_port}" in healthcheck_text(services["schema-registry"])
+
+
+def test_every_producer_writes_through_the_compose_registry(
+    services: dict[str, dict[str, Any]], ours: dict[str, dict[str, Any]]
+) -> None:
+    """Each service of ours names the registry Kafka UI reads, and waits until it is healthy."""
+    registry = services["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_SCHEMAREGISTRY"]
+    for name, service in ours.items():
+        assert env(service).get("SCHEMA_REGISTRY_URL") == registry, name
+        if name != "topics":
+            assert depends_on(service).get("schema-registry") == "service_healthy", name
 
 
 def test_processor_replicas_advertise_distinct_reachable_urls(

@@ -18,6 +18,7 @@ from asyncarch.config import DeliverySettings, KafkaSettings
 from asyncarch.up import SupervisorSettings
 from inference_consumer.config import WorkerSettings
 from producer_api.core.config import ApiSettings
+from schemas.registry import SchemaRegistrySettings
 from schemas.topics import TopicSettings
 from stream_processors.config import ProcessorSettings
 
@@ -27,6 +28,7 @@ PACKAGES = ("asyncarch", "schemas", "producer_api", "inference_consumer", "strea
 SETTINGS: tuple[type[BaseSettings], ...] = (
     KafkaSettings,
     TopicSettings,
+    SchemaRegistrySettings,
     BlobSettings,
     DeliverySettings,
     ApiSettings,
