@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from asyncarch.clock import now_ms
+from stream_processors.agents.table_metrics import count_change
 from stream_processors.app import app, processor_settings
 from stream_processors.publish import publish_tombstones
 from stream_processors.retention import RetentionPolicy, expired_ids_to_forget, tasks_to_expire
@@ -65,6 +66,7 @@ def _remove(task_ids: list[str], now_ms: int) -> None:
     for task_id in task_ids:
         if task_partition(task_id) in owned:
             set_outside_stream(expired_tasks, task_id, now_ms)
+            count_change(task_id, task_states.get(task_id), None)
             delete_outside_stream(task_states, task_id)
             if task_id in webhook_deliveries:  # a pending delivery stops with its task
                 delete_outside_stream(webhook_deliveries, task_id)

@@ -1,19 +1,26 @@
-"""Periodic gauges of the table: tasks by state, and how long the last recovery took."""
+"""Tasks by state (live, see ``state_counts``), and how long the last recovery took."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections import Counter
 
 from stream_processors.app import app
 from stream_processors.metrics import RECOVERY_SECONDS, TABLE_TASKS
+from stream_processors.state_counts import StateCounts
 from stream_processors.state_machine import ALL_STATES
-from stream_processors.tables import owned_items, task_states
+from stream_processors.tables import owned_items, owned_partitions, task_partition, task_states
 
-__all__ = ["measure_table"]
+__all__ = ["count_change", "recount_tasks", "state_counts"]
 
-TABLE_METRICS_INTERVAL_S = 15.0
+state_counts = StateCounts(lambda state, n: TABLE_TASKS.labels(state=state).set(n))
 _assigned_at = {"t": time.monotonic()}
+_recounts: set[asyncio.Task[None]] = set()
+
+
+def count_change(task_id: str, old: dict | None, new: dict | None) -> None:
+    """A write (or removal, ``new`` None) of a task's state in the table."""
+    state_counts.changed(task_id, old["state"] if old else None, new["state"] if new else None)
 
 
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -24,13 +31,23 @@ async def _on_assigned(sender, assigned, **kwargs):  # type: ignore[no-untyped-d
 @app.on_rebalance_complete.connect  # type: ignore[arg-type]
 async def _on_recovered(sender, **kwargs):  # type: ignore[no-untyped-def]
     RECOVERY_SECONDS.set(time.monotonic() - _assigned_at["t"])
+    # Partitions moved and the table was restored: count this worker's tasks again.
+    for running in _recounts:  # counting partitions this worker may no longer have
+        running.cancel()
+    recount = asyncio.ensure_future(recount_tasks())
+    _recounts.add(recount)
+    recount.add_done_callback(_recounts.discard)
 
 
-@app.timer(interval=TABLE_METRICS_INTERVAL_S)
-async def measure_table() -> None:
-    """Count this worker's tasks by state (a snapshot of its partitions)."""
+async def recount_tasks() -> None:
+    """Count this worker's tasks by state from the table (after each rebalance)."""
     if app.rebalancing or app.in_recovery:
         return
-    counts = Counter([state["state"] async for _, state in owned_items(task_states)])
-    for state in ALL_STATES:
-        TABLE_TASKS.labels(state=state).set(counts.get(state, 0))
+    await state_counts.recount(owned_items(task_states), _current_state, ALL_STATES)
+
+
+def _current_state(task_id: str) -> str | None:
+    if task_partition(task_id) not in owned_partitions():
+        return None
+    state = task_states.get(task_id)
+    return state["state"] if state else None

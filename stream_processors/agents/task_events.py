@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from schemas.exceptions import EventDecodeError
+from stream_processors.agents.table_metrics import count_change
 from stream_processors.app import app, topic_settings
 from stream_processors.catch_up import applied_offsets
 from stream_processors.delivery.dispatch import schedule_deliveries
@@ -53,6 +54,7 @@ async def _store(task_event: TaskEvent, headers: Headers) -> None:
     new_state = apply(current, task_event)
     if new_state is not None:
         task_states[task_event.task_id] = new_state
+        count_change(task_event.task_id, current, new_state)
         notify_changed(task_event.task_id)
         _observe(new_state)
         await publish_state_change(new_state, headers)
