@@ -122,8 +122,10 @@ class Target(Protocol):
 
 @dataclass
 class PipelineTarget:
-    """``POST /v1/tasks``; ``GET /v1/tasks/{id}?wait=S`` (long-poll), polling when the
-    API answers at once without a terminal state."""
+    """``POST /v1/tasks``; ``GET /v1/tasks/{id}/result?wait=S`` (long-poll: the answer
+    carries the output once the task is terminal), polling when the API answers at once
+    without a terminal state. The histories for the stage breakdown are read after the
+    run, untimed."""
 
     poll_s: float
     wait_s: float = 5.0
@@ -135,6 +137,7 @@ class PipelineTarget:
     # The final status body of each task (its history), kept when asked for.
     keep_bodies: bool = False
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)  # from the long-poll's answer
     fallback_polls: int = 0  # answers that came at once without a terminal state
 
     async def submit(self, http: Http, pair: tuple[str, str]) -> str:
@@ -153,11 +156,10 @@ class PipelineTarget:
             wait_s = max(0.0, min(self.wait_s, deadline - time.monotonic()))
             asked = time.monotonic()
             params = {"wait": f"{wait_s:.2f}"}
-            response = await _get(self, http, f"/v1/tasks/{task_id}", params=params)
+            response = await _get(self, http, f"/v1/tasks/{task_id}/result", params=params)
             body = response.json() if response.status_code == 200 else {}
             if body.get("status") in self.terminal:
-                if self.keep_bodies:
-                    self.bodies[task_id] = body
+                self.outputs[task_id] = body.get("output")
                 return str(body["status"])
             if time.monotonic() - asked < wait_s / 2:  # no long-poll here: poll instead
                 self.fallback_polls += 1
@@ -165,10 +167,22 @@ class PipelineTarget:
         return None
 
     async def result(self, http: Http, task_id: str) -> dict[str, Any] | None:
-        response = await _get(self, http, f"/v1/tasks/{task_id}/result")
-        response.raise_for_status()
-        output = response.json().get("output")
+        output = self.outputs.pop(task_id, None)  # the long-poll's answer carried it
         return output if isinstance(output, dict) else None
+
+    async def collect_histories(self, http: Http, task_ids: list[str]) -> None:
+        """Each task's status body (its history), for the stage breakdown."""
+        if not self.keep_bodies:
+            return
+        limit = asyncio.Semaphore(16)
+
+        async def one(task_id: str) -> None:
+            async with limit:
+                response = await _get(self, http, f"/v1/tasks/{task_id}")
+                if response.status_code == 200:
+                    self.bodies[task_id] = response.json()
+
+        await asyncio.gather(*(one(task_id) for task_id in task_ids))
 
 
 @dataclass
@@ -290,8 +304,8 @@ class LoadResult:
 def stage_breakdown(records: list[TaskRecord], bodies: dict[str, dict[str, Any]]) -> dict:
     """p50 and p95 milliseconds of each stage of a pipeline task, from its history (one clock:
     everything runs on this host): the API's 202, PENDING to RUNNING (queue and batch
-    wait), RUNNING to SUCCESS (forward pass), SUCCESS to the client seeing it (transaction
-    commit, processor, long-poll) and reading the result."""
+    wait), RUNNING to SUCCESS (forward pass), SUCCESS to the client having its result
+    (transaction commit, processor, long-poll)."""
     stages: dict[str, list[float]] = {}
     for record in records:
         body = bodies.get(record.task_id or "")
@@ -306,7 +320,6 @@ def stage_breakdown(records: list[TaskRecord], bodies: dict[str, dict[str, Any]]
             "pending_to_running": at["RUNNING"] - at["PENDING"],
             "running_to_success": at["SUCCESS"] - at["RUNNING"],
             "success_to_seen": seen_wall - at["SUCCESS"],
-            "result_read": record.finished - record.seen,
         }
         for name, seconds in spans.items():
             stages.setdefault(name, []).append(seconds * 1000)
@@ -359,11 +372,16 @@ async def run_load(
                 await _one_task(target, http, record, pairs[record.index], deadline, keep_outputs)
 
         await asyncio.gather(*(client() for _ in range(clients)))
+        ended, requests = time.monotonic(), http.requests
+        # Untimed and uncounted: what the report needs beyond the clients' own answers.
+        collect = getattr(target, "collect_histories", None)
+        if collect is not None:
+            await collect(http, [r.task_id for r in records if r.task_id and r.status])
     finally:
         await http.close()
     retries = getattr(target, "retries", 0)
     broken = getattr(target, "transport_retries", 0)
-    return LoadResult(records, started, time.monotonic(), clients, retries, http.requests, broken)
+    return LoadResult(records, started, ended, clients, retries, requests, broken)
 
 
 async def _one_task(

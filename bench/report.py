@@ -96,7 +96,7 @@ def _rss_rows(runs: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
-STAGES = ("api_202", "pending_to_running", "running_to_success", "success_to_seen", "result_read")
+STAGES = ("api_202", "pending_to_running", "running_to_success", "success_to_seen")
 
 
 def _p50_p95(stage: dict[str, float] | None) -> str | None:
