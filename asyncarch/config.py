@@ -103,12 +103,18 @@ class DeliverySettings(BaseSettings):
     # come from boto3's standard sources (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...).
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    # PEM file of the CAs that S3's certificate must chain to (a private CA in front of
+    # MinIO); None or empty: boto3's default (its bundle, or AWS_CA_BUNDLE).
+    s3_ca_bundle: str | None = None
     # Allowed ftp:// hosts: "host" (port 21) or "host:port".
     ftp_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     ftp_user: str = "anonymous"
     ftp_password: SecretStr = SecretStr("")
     # FTPS: TLS on the control and data connections (explicit, AUTH TLS).
     ftp_tls: bool = False
+    # PEM file of the CAs that the FTPS server's certificate must chain to (only those);
+    # None or empty: the system's CAs.
+    ftp_ca_bundle: str | None = None
 
     @field_validator("s3_buckets", "ftp_hosts", mode="before")
     @classmethod

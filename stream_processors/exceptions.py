@@ -2,7 +2,12 @@
 
 from asyncarch.exceptions import AsyncarchError
 
-__all__ = ["StreamProcessorError", "WebhookRefused", "WebhookTargetUnresolved"]
+__all__ = [
+    "SinkTrustUnavailable",
+    "StreamProcessorError",
+    "WebhookRefused",
+    "WebhookTargetUnresolved",
+]
 
 
 class StreamProcessorError(AsyncarchError):
@@ -16,3 +21,8 @@ class WebhookRefused(StreamProcessorError):
 
 class WebhookTargetUnresolved(StreamProcessorError):
     """A callback's or sink's host name did not resolve; worth retrying."""
+
+
+class SinkTrustUnavailable(StreamProcessorError):
+    """A sink's CA bundle (``DELIVERY_*_CA_BUNDLE``) cannot be loaded: the server's
+    configuration, not the receiver, is at fault; retried, as the file may appear."""

@@ -2,6 +2,7 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from asyncarch.sink_targets import SCHEMES
 from stream_processors.delivery.deliveries import OUTCOMES
 
 __all__ = [
@@ -28,6 +29,9 @@ SINK_ATTEMPTS = Counter(
     "Result sink (deliver_to) attempts by scheme (s3, ftp) and outcome, as for webhooks",
     ["scheme", "outcome"],
 )
+for _scheme in SCHEMES:
+    for _outcome in OUTCOMES:
+        SINK_ATTEMPTS.labels(scheme=_scheme, outcome=_outcome)
 
 STATE_CHANGES = Counter(
     "asyncarch_processor_state_changes_total", "State changes applied to the table", ["state"]

@@ -1,4 +1,4 @@
-"""A throwaway self-signed certificate for HTTPS tests, made with the system's openssl.
+"""A throwaway self-signed certificate for TLS tests (HTTPS, FTPS), made with the system's openssl.
 
 (The ``cryptography`` package is not a dependency of the project, so it is not used.)
 """

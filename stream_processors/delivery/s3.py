@@ -3,8 +3,10 @@
 Blocking: ``delivery/sinks.py`` runs it in a thread. boto3 is an optional
 extra (``pip install asyncarch[s3]``); credentials and region come from
 boto3's standard sources (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, instance
-roles), the endpoint from ``DELIVERY_S3_ENDPOINT_URL``. boto3's own retries
-are off: the delivery table retries, and records every attempt.
+roles), the endpoint from ``DELIVERY_S3_ENDPOINT_URL``, the CAs that an
+HTTPS endpoint's certificate must chain to from ``DELIVERY_S3_CA_BUNDLE``
+(else boto3's default). boto3's own retries are off: the delivery table
+retries, and records every attempt.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from stream_processors.delivery.deliveries import (
     AttemptResult,
     classify_response,
 )
+from stream_processors.delivery.trust import trusted_context
 
 __all__ = ["endpoint_host", "put_result"]
 
@@ -79,9 +82,13 @@ def _client(settings: DeliverySettings, timeout_s: float) -> Any:
         # An S3-compatible server on one host name serves buckets as paths.
         s3={"addressing_style": "path" if settings.s3_endpoint_url else "virtual"},
     )
+    verify = settings.s3_ca_bundle or None
+    if verify:  # a missing file is named now, not at boto3's first request
+        trusted_context(verify, "DELIVERY_S3_CA_BUNDLE")
     return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint_url,
         region_name=settings.s3_region,
         config=config,
+        verify=verify,
     )

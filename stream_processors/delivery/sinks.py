@@ -22,7 +22,11 @@ from asyncarch.sink_targets import SinkTarget, destination_refusal, parse_sink_u
 from stream_processors.delivery import ftp, s3
 from stream_processors.delivery.deliveries import REFUSED, RETRYING, AttemptResult
 from stream_processors.delivery.targets import IPNetwork, Resolver, checked_address
-from stream_processors.exceptions import WebhookRefused, WebhookTargetUnresolved
+from stream_processors.exceptions import (
+    SinkTrustUnavailable,
+    WebhookRefused,
+    WebhookTargetUnresolved,
+)
 
 __all__ = ["send_to_sink"]
 
@@ -50,6 +54,8 @@ async def send_to_sink(
     except ImportError:
         message = "boto3 is not installed (pip install asyncarch[s3])"
         return AttemptResult(RETRYING, error={"type": "SinkUnavailable", "message": message})
+    except SinkTrustUnavailable as exc:
+        return AttemptResult(RETRYING, error={"type": "SinkUnavailable", "message": str(exc)})
     except TimeoutError:
         message = f"not written within {timeout_s:g} s"
         return AttemptResult(RETRYING, error={"type": "Timeout", "message": message})

@@ -32,6 +32,9 @@ REQUIRED = {
     "retries": "asyncarch_worker_transaction_retries_total",
     "restarts": "asyncarch_supervisor_restarts_total",
     "submissions": "asyncarch_api_tasks_submitted_total",
+    # Deliveries of results (issue 11): webhooks, and sinks by scheme and outcome.
+    "webhook deliveries": "asyncarch_processor_webhook_attempts_total",
+    "sink deliveries": "asyncarch_processor_sink_attempts_total",
 }
 
 
@@ -116,6 +119,7 @@ def test_the_dashboard_shows_what_the_issue_asks_for(dashboard: dict[str, Any]) 
         assert series in text, f"no panel shows {what} ({series})"
     assert 'outcome="dead_letter"' in text, "no panel shows dead letters"
     assert "histogram_quantile(" in text
+    assert "sum by (scheme, outcome) (rate(asyncarch_processor_sink_attempts_total" in text
 
 
 def test_the_dashboard_is_importable(dashboard: dict[str, Any]) -> None:
