@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["capped_exponential_s", "full_jitter_s"]
+__all__ = ["Backoff", "capped_exponential_s", "full_jitter_s"]
 
 # 2.0 ** 62 is far above any cap and far below float overflow.
 _MAX_EXPONENT = 62
@@ -32,3 +33,26 @@ def full_jitter_s(
 ) -> float:
     """Uniform in ``[0, capped_exponential_s(attempt, initial_s, maximum_s)]``."""
     return rng() * capped_exponential_s(attempt, initial_s, maximum_s)
+
+
+@dataclass
+class Backoff:
+    """The waits between tries of something unavailable for a while (the schema
+    registry): capped exponential, never giving up, back to the first after a success.
+
+    Never giving up is the point: what waits is an event already accepted, and
+    skipping it would lose it.
+    """
+
+    initial_s: float = 0.5
+    maximum_s: float = 10.0
+    failures: int = 0
+
+    def next_wait_s(self) -> float:
+        """Count a failure; how long to wait before the next try."""
+        self.failures += 1
+        return capped_exponential_s(self.failures, self.initial_s, self.maximum_s)
+
+    def succeeded(self) -> None:
+        """The next failure waits ``initial_s`` again."""
+        self.failures = 0

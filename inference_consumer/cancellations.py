@@ -26,12 +26,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 
 from asyncarch.config import KafkaSettings
 from schemas.codec import codec_for
-from schemas.exceptions import EventDecodeError
+from schemas.exceptions import EventDecodeError, SchemaRegistryError
 
 __all__ = ["CancellationWatcher"]
 
 log = logging.getLogger(__name__)
 ERROR_LOG_INTERVAL_S = 10.0
+REGISTRY_RETRY_S = 2.0
 
 
 class CancellationWatcher:
@@ -99,6 +100,17 @@ class CancellationWatcher:
             except KafkaException as exc:  # transient: the broker is away or moving
                 self._log_error(str(exc))
                 time.sleep(0.5)
+            except SchemaRegistryError as exc:  # transient: read them all again later
+                self._log_error(str(exc))
+                self._read_again_from_start()
+                time.sleep(REGISTRY_RETRY_S)
+
+    def _read_again_from_start(self) -> None:
+        """The messages of the last fetch are consumed but not all read: start over."""
+        with self._caught_up:
+            if self._wanted is None:
+                self._wanted = set(self._partitions)
+                self._is_caught_up = False
 
     def _reassign(self) -> None:
         with self._caught_up:

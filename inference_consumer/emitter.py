@@ -75,6 +75,13 @@ class EventEmitter:
         }
         self._produce(producer, "TaskResult", self.topics.results, event, parent)
 
+    def learn_schema_ids(self) -> None:
+        """With a registry, learn the id of every schema this emitter writes, so
+        that no later write needs the registry; raises SchemaRegistryError."""
+        codec_for("TaskStatus").learn_schema_id(self.topics.status)
+        codec_for("TaskResult").learn_schema_id(self.topics.results)
+        codec_for("DeadLetter").learn_schema_id(self.topics.dead_letters)
+
     def dead_letter(
         self,
         producer: Producer,

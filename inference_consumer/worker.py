@@ -19,6 +19,7 @@ from confluent_kafka import (
 )
 from prometheus_client import start_http_server
 
+from asyncarch.backoff import Backoff
 from asyncarch.blobstore import BlobStore, open_store
 from asyncarch.config import KafkaSettings
 from asyncarch.logs import configure_logging
@@ -46,13 +47,17 @@ from inference_consumer.metrics import (
 from inference_consumer.model import SentenceEncoder
 from inference_consumer.transactions import stage
 from schemas.codec import codec_for
-from schemas.exceptions import EventDecodeError
+from schemas.exceptions import EventDecodeError, SchemaRegistryError
 from schemas.topics import TopicSettings
 
 __all__ = ["InferenceWorker"]
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.5
+# Waits between tries while the schema registry is unavailable; far below
+# max.poll.interval.ms, so a waiting worker stays in its group.
+REGISTRY_RETRY_INITIAL_S = 0.5
+REGISTRY_RETRY_MAX_S = 5.0
 
 
 class InferenceWorker:
@@ -88,6 +93,7 @@ class InferenceWorker:
         self._progress_sent: dict[str, float] = {}
         self.retry_policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_ms / 1000)
         self._revoked: set[tuple[str, int]] = set()
+        self._registry_backoff = Backoff(REGISTRY_RETRY_INITIAL_S, REGISTRY_RETRY_MAX_S)
         self._running = True
 
     def _consumer_config(self) -> dict[str, Any]:
@@ -116,6 +122,7 @@ class InferenceWorker:
         """Consume until stopped; always closes the consumer and flushes producers."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        self._learn_schema_ids()
         self.committer.init()
         self._subscribe()
         log.info(
@@ -174,12 +181,45 @@ class InferenceWorker:
         )
         self._linger_s = linger_after(batch, self.settings.max_wait_ms / 1000)
         batch = self._without_revoked(batch)
-        finished = self.infer(batch) if batch else None
+        try:
+            finished = self.infer(batch) if batch else None
+        except SchemaRegistryError as exc:
+            self._wait_for_registry(exc, batch)
+            return
+        self._registry_backoff.succeeded()
         if not self._settle(finished) or finished is None:
             return
         finished.group_metadata = self.consumer.consumer_group_metadata()
         self.committer.submit(finished)
         self._committing = finished
+
+    def _learn_schema_ids(self) -> None:
+        """With a registry, the ids of what this worker writes, before it takes any
+        work: then no status, result or dead letter needs the registry later, and a
+        registry outage cannot stop a transaction halfway."""
+        while self._running:
+            try:
+                self.emitter.learn_schema_ids()
+            except SchemaRegistryError as exc:
+                self._sleep(self._registry_backoff.next_wait_s(), exc)
+            else:
+                self._registry_backoff.succeeded()
+                return
+
+    def _wait_for_registry(self, error: SchemaRegistryError, batch: list[Message]) -> None:
+        """The registry is unavailable: the batch is not at fault. Consume it again
+        after a while (its offsets are not committed), never dead-letter it."""
+        self._rewind(batch)
+        self._sleep(self._registry_backoff.next_wait_s(), error)
+
+    def _sleep(self, wait_s: float, error: SchemaRegistryError) -> None:
+        log.warning(
+            "schema registry unavailable; trying again",
+            extra={"error": str(error), "retry_in_s": wait_s},
+        )
+        deadline = time.monotonic() + wait_s
+        while self._running and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def infer(self, batch: list[Message]) -> FinishedBatch:
         """Decode a batch, drop cancelled tasks and run the rest through the model."""

@@ -13,6 +13,7 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "ProcessorUnavailable",
+    "SchemaRegistryUnavailable",
     "TaskAlreadyFinished",
     "TaskExpired",
     "TaskNotFound",
@@ -51,6 +52,17 @@ class BrokersDown(BrokerUnavailable):
     def headers(self) -> dict[str, str]:
         """Retry soon: the outage is being watched."""
         return {"Retry-After": "1"}
+
+
+class SchemaRegistryUnavailable(BrokerUnavailable):
+    """The schema registry did not tell the id to write the event with: nothing was
+    written, nothing accepted. Retried soon: an outage of the registry passes."""
+
+    title = "Schema registry unavailable"
+
+    def headers(self) -> dict[str, str]:
+        """Retry soon: the next submit asks the registry again."""
+        return {"Retry-After": "2"}
 
 
 class ProcessorUnavailable(ApiError):

@@ -44,6 +44,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.publisher = TaskPublisher(kafka, topics, settings.publish_timeout_s)
+        app.state.publisher.learn_schema_ids()
         app.state.task_state = TaskStateClient(settings.processor_url, settings.query_timeout_s)
         app.state.blob_store = open_store()
         app.state.delivery = delivery or DeliverySettings()

@@ -25,7 +25,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from asyncarch.clock import now_ms
 from asyncarch.config import KafkaSettings
 from producer_api.broker_connectivity import BrokerConnectivity
-from producer_api.exceptions import BrokersDown, BrokerUnavailable
+from producer_api.exceptions import BrokersDown, BrokerUnavailable, SchemaRegistryUnavailable
 from schemas.codec import codec_for
 from schemas.exceptions import SchemaRegistryError
 from schemas.headers import event_headers, new_traceparent
@@ -72,6 +72,16 @@ class TaskPublisher:
         event = task_status_record(task_id, CANCELLED, now_ms(), attempt=0)
         return await self._publish(self.topics.cancellations, "TaskStatus", event)
 
+    def learn_schema_ids(self) -> None:
+        """With a registry, learn now the ids of the events this API writes, so that a
+        later registry outage does not refuse them. Best effort: while the registry
+        is unavailable the first write of each asks it again (and is refused, 503)."""
+        try:
+            codec_for("TaskRequest").learn_schema_id(self.topics.requests)
+            codec_for("TaskStatus").learn_schema_id(self.topics.cancellations)
+        except SchemaRegistryError as exc:
+            log.warning("schema registry unavailable at start", extra={"error": str(exc)})
+
     async def ensure_accepting(self) -> None:
         """Raise BrokersDown at once while every broker is known to be down, so that
         a caller refuses a write before doing any other work for it."""
@@ -98,7 +108,9 @@ class TaskPublisher:
             # With a registry, the first event of a subject registers its schema.
             value = codec.encode(event, topic)
         except SchemaRegistryError as exc:
-            raise BrokerUnavailable(f"the schema registry is unavailable: {exc}") from exc
+            raise SchemaRegistryUnavailable(
+                f"the schema registry is unavailable, nothing was accepted: {exc}"
+            ) from exc
         try:
             self._producer.produce(
                 topic,

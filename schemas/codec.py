@@ -146,11 +146,24 @@ class AvroCodec:
             return SINGLE_OBJECT_MARKER + self.schema.fingerprint + body
         if topic is None:
             raise EventEncodeError(f"{self.schema.name}: a registry subject needs the topic")
-        schema_id = self.registry.schema_id(value_subject(topic), self.schema.text)
+        schema_id = self.learn_schema_id(topic)
+        assert schema_id is not None
         return CONFLUENT_MAGIC + _SCHEMA_ID.pack(schema_id) + body
 
+    def learn_schema_id(self, topic: str) -> int | None:
+        """Register (or look up) this schema under the topic's subject now, so that
+        ``encode`` for the topic needs no registry later; None without a registry.
+        Raises SchemaRegistryError while the registry is unavailable."""
+        if self.registry is None:
+            return None
+        return self.registry.schema_id(value_subject(topic), self.schema.text)
+
     def decode(self, data: bytes | None) -> dict[str, Any]:
-        """Decode an event in either framing, written with any known schema version."""
+        """Decode an event in either framing, written with any known schema version.
+
+        Raises EventDecodeError when the event is at fault (a poison message), and
+        SchemaRegistryError when its writer schema cannot be fetched now (try again).
+        """
         if data and data[:1] == CONFLUENT_MAGIC:
             writer, start = self._registered_writer(data), _CONFLUENT_HEADER_LEN
         else:

@@ -31,4 +31,8 @@ class EventDecodeError(AsyncarchError):
 
 class SchemaRegistryError(AsyncarchError):
     """The schema registry could not be reached, or refused a schema: often passing,
-    so the event is not at fault (an unknown schema id is an EventDecodeError)."""
+    so the event is not at fault (an unknown schema id is an EventDecodeError).
+
+    Transient: a reader retries the event (never dead-letters or skips it), a
+    writer refuses for now (the API answers 503) or waits.
+    """

@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Any
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.exceptions import EventDecodeError, SchemaRegistryError
@@ -27,6 +27,7 @@ __all__ = [
     "SchemaRegistry",
     "SchemaRegistrySettings",
     "configured_registry",
+    "is_unknown_schema",
     "value_subject",
 ]
 
@@ -45,15 +46,26 @@ class SchemaRegistrySettings(BaseSettings):
     url: str | None = None
     basic_auth_user_info: SecretStr | None = None
     compatibility: str = "BACKWARD"
+    # One HTTP request's bound. The client's own retries sleep on the caller's
+    # thread (an event loop, in the API and the processor), so there are none:
+    # each caller retries in its own way (see SchemaRegistryError).
+    timeout_s: float = Field(default=5.0, gt=0)
 
     def client_config(self) -> dict[str, Any]:
         """The configuration of confluent-kafka's ``SchemaRegistryClient``."""
         if not self.url:
             raise SchemaRegistryError("SCHEMA_REGISTRY_URL is not set")
-        config: dict[str, Any] = {"url": self.url}
+        config: dict[str, Any] = {"url": self.url, "timeout": self.timeout_s, "max.retries": 0}
         if self.basic_auth_user_info:
             config["basic.auth.user.info"] = self.basic_auth_user_info.get_secret_value()
         return config
+
+
+def is_unknown_schema(error: Exception) -> bool:
+    """Whether the registry answered that a schema id does not exist: the event is at
+    fault (a poison message). Anything else (no answer, a timeout, a 5xx, a refused
+    login) says nothing about the event: the registry is unavailable for now."""
+    return getattr(error, "http_status_code", None) == HTTPStatus.NOT_FOUND
 
 
 def value_subject(topic: str) -> str:
@@ -93,7 +105,7 @@ class SchemaRegistry:
         try:
             schema = self.client.get_schema(schema_id)
         except Exception as exc:  # HTTP, auth and "not found" errors alike
-            if getattr(exc, "http_status_code", None) == HTTPStatus.NOT_FOUND:
+            if is_unknown_schema(exc):
                 raise EventDecodeError(f"no schema has id {schema_id} in the registry") from exc
             raise SchemaRegistryError(f"cannot fetch schema id {schema_id}: {exc}") from exc
         if (schema.schema_type or "AVRO") != "AVRO" or schema.schema_str is None:

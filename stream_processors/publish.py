@@ -18,7 +18,13 @@ from stream_processors.app import app, processor_settings
 from stream_processors.public_state import EVENT_TYPE, encode_state_changed
 from stream_processors.topics import task_state_topic
 
-__all__ = ["PRODUCER_NAME", "Headers", "publish_state_change", "publish_tombstones"]
+__all__ = [
+    "PRODUCER_NAME",
+    "Headers",
+    "learn_state_schema_id",
+    "publish_state_change",
+    "publish_tombstones",
+]
 
 PRODUCER_NAME = f"stream_processors/{app.conf.id}@{processor_settings.web_port}"
 
@@ -34,6 +40,12 @@ async def publish_state_change(state: Mapping[str, Any], source_headers: Headers
         value=encode_state_changed(state, task_state_topic.get_topic_name()),
         headers=_headers(task_id, trace),
     )
+
+
+def learn_state_schema_id() -> None:
+    """With a registry, the task-state topic's schema id (registered once, then
+    cached), so that publishing needs no registry; raises SchemaRegistryError."""
+    codec_for(EVENT_TYPE).learn_schema_id(task_state_topic.get_topic_name())
 
 
 async def publish_tombstones(task_ids: Iterable[str]) -> None:

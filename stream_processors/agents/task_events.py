@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
-from schemas.exceptions import EventDecodeError
+from asyncarch.backoff import Backoff
+from schemas.exceptions import EventDecodeError, SchemaRegistryError
 from stream_processors.agents.table_metrics import count_change
 from stream_processors.app import app, topic_settings
 from stream_processors.catch_up import applied_offsets
 from stream_processors.delivery.dispatch import schedule_deliveries
 from stream_processors.events import to_task_event
 from stream_processors.metrics import STATE_CHANGES, TASK_LATENCY_SECONDS
-from stream_processors.publish import Headers, publish_state_change
+from stream_processors.publish import Headers, learn_state_schema_id, publish_state_change
 from stream_processors.state_machine import TERMINAL_STATES, TaskEvent, apply
 from stream_processors.tables import expired_tasks, task_states
 from stream_processors.topics import task_events_topic
@@ -21,16 +23,20 @@ from stream_processors.waiters import notify_changed
 __all__ = ["apply_task_events"]
 
 log = logging.getLogger(__name__)
+# Waits between tries while the schema registry is unavailable.
+REGISTRY_RETRY_INITIAL_S = 0.5
+REGISTRY_RETRY_MAX_S = 5.0
 
 
 @app.agent(task_events_topic)
 async def apply_task_events(stream):  # type: ignore[no-untyped-def]
     """Fold each event into its task's state and publish the change; undecodable
-    events are logged and skipped."""
+    events are logged and skipped. While the schema registry is unavailable the
+    event is tried again in place: nothing after it is applied or committed."""
     async for event in stream.events():
         message = event.message
         try:
-            task_event = to_task_event(topic_settings, message.topic, event.value)
+            task_event = await _decode(message.topic, event.value)
         except EventDecodeError as exc:
             log.error(
                 "undecodable event skipped",
@@ -44,6 +50,25 @@ async def apply_task_events(stream):  # type: ignore[no-untyped-def]
         else:
             await _store(task_event, message.headers)
         applied_offsets[(message.topic, message.partition)] = message.offset
+
+
+async def _decode(topic: str, value: bytes) -> TaskEvent:
+    """The event of ``value``, once the registry has answered what it needs: its
+    writer schema, and the task-state schema's id (so publishing cannot fail
+    after the table changed). Raises EventDecodeError for a poison event."""
+    backoff = Backoff(REGISTRY_RETRY_INITIAL_S, REGISTRY_RETRY_MAX_S)
+    while True:
+        try:
+            task_event = to_task_event(topic_settings, topic, value)
+            learn_state_schema_id()
+            return task_event
+        except SchemaRegistryError as exc:
+            wait_s = backoff.next_wait_s()
+            log.warning(
+                "schema registry unavailable; the event is tried again",
+                extra={"topic": topic, "error": str(exc), "retry_in_s": wait_s},
+            )
+            await asyncio.sleep(wait_s)
 
 
 async def _store(task_event: TaskEvent, headers: Headers) -> None:

@@ -14,7 +14,8 @@ import httpx
 from confluent_kafka import Consumer, TopicPartition
 
 from asyncarch.config import KafkaSettings
-from schemas.codec import codec_for
+from schemas.codec import AvroCodec, codec_for, known_writer_schemas, load_schema
+from schemas.registry import SchemaRegistry, SchemaRegistrySettings
 from tests.resilience.ledger import Ledger
 
 __all__ = ["Audit", "audit", "committed_results", "terminal_states"]
@@ -71,8 +72,11 @@ def terminal_states(base_url: str, task_ids: list[str], timeout_s: float) -> dic
     return states
 
 
-def committed_results(kafka: KafkaSettings, topic: str, idle_s: float = 3.0) -> list[dict]:
-    """Every committed result event on ``topic``, read from the beginning (read_committed)."""
+def committed_results(
+    kafka: KafkaSettings, topic: str, idle_s: float = 3.0, registry_url: str | None = None
+) -> list[dict]:
+    """Every committed result event on ``topic``, read from the beginning (read_committed);
+    with ``registry_url``, Confluent-framed ones too."""
     consumer = Consumer(
         kafka.librdkafka(
             **{
@@ -83,7 +87,7 @@ def committed_results(kafka: KafkaSettings, topic: str, idle_s: float = 3.0) -> 
             }
         )
     )
-    codec = codec_for("TaskResult")
+    codec = codec_for("TaskResult") if registry_url is None else _registry_codec(registry_url)
     events: list[dict] = []
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -100,6 +104,11 @@ def committed_results(kafka: KafkaSettings, topic: str, idle_s: float = 3.0) -> 
     return events
 
 
+def _registry_codec(url: str) -> AvroCodec:
+    registry = SchemaRegistry.connect(SchemaRegistrySettings(url=url))
+    return AvroCodec(load_schema("TaskResult"), known_writer_schemas(), registry)
+
+
 def audit(
     ledger: Ledger,
     base_url: str,
@@ -108,6 +117,7 @@ def audit(
     encoder: Any,
     timeout_s: float,
     sample: int = 40,
+    registry_url: str | None = None,
 ) -> Audit:
     """Terminal state and committed results of every accepted task; a sample is
     recomputed with the model and compared."""
@@ -115,7 +125,7 @@ def audit(
     states = terminal_states(base_url, task_ids, timeout_s)
     wanted = set(task_ids)
     results: dict[str, list[dict]] = {t: [] for t in task_ids}
-    for event in committed_results(kafka, results_topic):
+    for event in committed_results(kafka, results_topic, registry_url=registry_url):
         if event["task_id"] in wanted:
             results[event["task_id"]].append(event)
     report = Audit(states, results)

@@ -118,7 +118,13 @@ def run_under_load(
         load.stop()
         reads.stop()
     run.audit = audit(
-        ledger, url, pipeline.kafka, pipeline.topics.results, encoder, timeout_s=settle_s
+        ledger,
+        url,
+        pipeline.kafka,
+        pipeline.topics.results,
+        encoder,
+        timeout_s=settle_s,
+        registry_url=pipeline.extra_env.get("SCHEMA_REGISTRY_URL"),
     )
     return run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asyncarch.backoff import capped_exponential_s, full_jitter_s
+from asyncarch.backoff import Backoff, capped_exponential_s, full_jitter_s
 from asyncarch.clock import now_ms
 
 
@@ -23,3 +23,10 @@ def test_full_jitter_draws_uniformly_below_the_ceiling() -> None:
 
 def test_now_ms_is_avro_timestamp_millis() -> None:
     assert 1_600_000_000_000 < now_ms() < 4_000_000_000_000
+
+
+def test_backoff_waits_longer_up_to_its_cap_and_starts_over_after_a_success() -> None:
+    backoff = Backoff(initial_s=0.5, maximum_s=4.0)
+    assert [backoff.next_wait_s() for _ in range(6)] == pytest.approx([0.5, 1, 2, 4, 4, 4])
+    backoff.succeeded()
+    assert backoff.next_wait_s() == pytest.approx(0.5)

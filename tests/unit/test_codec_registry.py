@@ -11,14 +11,16 @@ import struct
 import time
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from schemas.codec import AvroCodec, codec_for, known_writer_schemas, load_schema
 from schemas.exceptions import EventDecodeError, EventEncodeError, SchemaRegistryError
-from schemas.registry import SchemaRegistry, SchemaRegistrySettings
+from schemas.registry import SchemaRegistry, SchemaRegistrySettings, is_unknown_schema
 
 NOW = int(time.time() * 1000)
 STATUS = {
@@ -107,14 +109,64 @@ def test_without_a_registry_confluent_framing_is_refused() -> None:
         codec_for("TaskStatus").decode(b"\x00\x00\x00\x00\x01\x02")
 
 
-def test_an_unreachable_registry_is_a_registry_error() -> None:
+def test_an_unreachable_registry_is_a_registry_error_at_once() -> None:
     registry = SchemaRegistry.connect(SchemaRegistrySettings(url="http://127.0.0.1:9"))
-    registry.client._rest_client.max_retries = 0  # type: ignore[attr-defined]
     codec = AvroCodec(load_schema("TaskStatus"), (), registry)
+    started = time.monotonic()
     with pytest.raises(SchemaRegistryError):
         codec.encode(STATUS, TOPIC)
+    # No retries sleeping on the caller's thread (an event loop in two services).
+    assert time.monotonic() - started < 1.0
+
+
+def test_an_unreachable_registry_while_decoding_is_transient_not_poison() -> None:
+    registry = SchemaRegistry.connect(SchemaRegistrySettings(url="http://127.0.0.1:9"))
+    codec = AvroCodec(load_schema("TaskStatus"), (), registry)
+    with pytest.raises(SchemaRegistryError) as raised:
+        codec.decode(b"\x00\x00\x00\x30\x39\x02")
+    assert not isinstance(raised.value, EventDecodeError)
+
+
+@pytest.mark.parametrize(
+    ("error", "unknown"),
+    [
+        (ClientError(404, 40403, "Schema not found"), True),
+        (ClientError(500, 50001, "Error in the backend data store"), False),
+        (ClientError(503, -1, "Service Unavailable"), False),
+        (ClientError(401, 40101, "Unauthorized"), False),
+        (httpx.ConnectError("[Errno 111] Connection refused"), False),
+        (httpx.ReadTimeout("timed out"), False),
+    ],
+)
+def test_only_a_not_found_answer_makes_an_event_poison(error: Exception, unknown: bool) -> None:
+    assert is_unknown_schema(error) is unknown
+
+
+def test_cached_ids_need_no_registry(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer, reader = _codec(client), _codec(client)
+    assert writer.learn_schema_id(TOPIC) is not None
+    data = writer.encode(STATUS, TOPIC)
+    assert reader.decode(data)["task_id"] == "t1"
+
+    def unreachable(*_: object, **__: object) -> None:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    for call in ("register_schema", "get_schema", "set_compatibility", "lookup_schema"):
+        monkeypatch.setattr(client, call, unreachable, raising=False)
+    assert writer.encode(STATUS, TOPIC) == data
+    assert reader.decode(data)["task_id"] == "t1"
+    assert writer.learn_schema_id(TOPIC) == int.from_bytes(data[1:5], "big")
+
+
+def test_without_a_registry_there_is_no_id_to_learn() -> None:
+    assert AvroCodec(load_schema("TaskStatus")).learn_schema_id(TOPIC) is None
 
 
 def test_settings_pass_basic_auth_to_the_client() -> None:
     settings = SchemaRegistrySettings(url="http://r:8081", basic_auth_user_info="u:p")  # type: ignore[arg-type]
-    assert settings.client_config() == {"url": "http://r:8081", "basic.auth.user.info": "u:p"}
+    assert settings.client_config() == {
+        "url": "http://r:8081",
+        "timeout": 5.0,
+        "max.retries": 0,
+        "basic.auth.user.info": "u:p",
+    }

@@ -26,6 +26,7 @@ from unittest.mock import patch
 import pytest
 
 from schemas.codec import codec_for
+from schemas.exceptions import SchemaRegistryError
 from schemas.records import task_status_record
 from stream_processors.agents import task_events
 from stream_processors.agents.task_events import apply_task_events
@@ -162,3 +163,26 @@ async def test_an_expired_task_is_not_brought_back(captured: Captured) -> None:
 
     assert task_id not in task_states
     assert captured.published == captured.changelog == captured.webhooks == []
+
+
+async def test_an_unavailable_registry_holds_the_event_until_it_answers(
+    captured: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not skipped, not counted as applied while it waits: tried again in place."""
+    decode, tries = task_events.to_task_event, []
+
+    def registry_down_twice(*args: Any) -> Any:
+        tries.append(captured.applied[(REQUESTS, 0)])
+        if len(tries) <= 2:
+            raise SchemaRegistryError("cannot fetch schema id 7: connection refused")
+        return decode(*args)
+
+    monkeypatch.setattr(task_events, "to_task_event", registry_down_twice)
+    monkeypatch.setattr(task_events, "REGISTRY_RETRY_INITIAL_S", 0.01)
+    task_id = new_task_id()
+    async with apply_task_events.test_context() as agent:
+        await send(agent, captured, REQUESTS, request(task_id), task_id)
+
+    assert len(tries) == 3 and tries[-1] == tries[0]  # nothing applied past it meanwhile
+    assert task_states[task_id]["state"] == "PENDING"
+    assert [s["state"] for s in captured.published] == ["PENDING"]
