@@ -54,7 +54,9 @@ class CancellationWatcher:
                     "group.id": f"cancellation-reader-{uuid.uuid4().hex}",
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
-                    "fetch.wait.max.ms": 100,
+                    # An empty fetch waits this long; one returns at once when a cancel
+                    # arrives, so this bounds only idle polling (10/s per worker at 100 ms).
+                    "fetch.wait.max.ms": 500,
                 }
             )
         )
