@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, IsolationLevel, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import Consumer, TopicPartition
 
 from asyncarch.config import KafkaSettings
 
@@ -62,9 +61,6 @@ class GroupProbe:
         self._consumer = Consumer(
             kafka.librdkafka(**{"group.id": group, "enable.auto.commit": False, "log_level": 2})
         )
-        # Ends of all partitions in one ListOffsets request; get_watermark_offsets
-        # sends two per partition (start and end).
-        self._admin = AdminClient(kafka.librdkafka(log_level=2))
 
     def partitions(self, topic: str) -> list[tuple[str, int]]:
         """Every (topic, partition) of ``topic``."""
@@ -74,32 +70,14 @@ class GroupProbe:
     def progress(self, partitions: Iterable[tuple[str, int]]) -> list[PartitionProgress]:
         """The group's progress on each of ``partitions``; raises KafkaException."""
         wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
-        committed = self._consumer.committed(wanted, timeout=self.timeout_s)
-        ends = self._ends(wanted)
         rows = []
-        for tp in committed:
-            offset = tp.offset if tp.offset >= 0 else None
-            start = -1  # only read where the group has no commit (it resumes from the start)
-            if offset is None:
-                start, _ = self._consumer.get_watermark_offsets(
-                    tp, timeout=self.timeout_s, cached=False
-                )
-            end = ends[(tp.topic, tp.partition)]
-            rows.append(PartitionProgress(tp.topic, tp.partition, start, end, offset))
+        for tp in self._consumer.committed(wanted, timeout=self.timeout_s):
+            start, end = self._consumer.get_watermark_offsets(
+                tp, timeout=self.timeout_s, cached=False
+            )
+            committed = tp.offset if tp.offset >= 0 else None
+            rows.append(PartitionProgress(tp.topic, tp.partition, start, end, committed))
         return rows
-
-    def _ends(self, wanted: list[TopicPartition]) -> dict[tuple[str, int], int]:
-        """Each partition's end as the read_committed consumer's watermark query saw it
-        (the last stable offset), all partitions in one request per leader."""
-        futures = self._admin.list_offsets(
-            {tp: OffsetSpec.latest() for tp in wanted},
-            isolation_level=IsolationLevel.READ_COMMITTED,
-            request_timeout=self.timeout_s,
-        )
-        return {
-            (tp.topic, tp.partition): future.result(timeout=self.timeout_s).offset
-            for tp, future in futures.items()
-        }
 
     def close(self) -> None:
         """Close the consumer (it never joined, so nothing leaves the group)."""
