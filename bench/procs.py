@@ -20,7 +20,15 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["ProcessSet", "RssSampler", "cpu_seconds", "free_port", "wait_until"]
+__all__ = [
+    "ProcessSet",
+    "RssSampler",
+    "cpu_seconds",
+    "free_port",
+    "settled",
+    "settled_twice",
+    "wait_until",
+]
 
 
 def free_port() -> int:
@@ -170,3 +178,22 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
             total += times.user + times.system
         used[name] = total
     return used
+
+
+def settled(
+    before: dict[str, float], after: dict[str, float], relative: float = 0.10, ms: float = 0.25
+) -> bool:
+    """Whether every process's CPU ms per task changed by at most ``relative`` of
+    itself (or ``ms``, for the small ones) from one warm-up round to the next."""
+    return all(
+        abs(after[name] - cost) <= max(relative * cost, ms)
+        for name, cost in before.items()
+        if name in after
+    )
+
+
+def settled_twice(rounds: list[dict[str, float]], watched: set[str]) -> bool:
+    """Whether the ``watched`` processes' CPU per task settled in each of the last two
+    warm-up rounds (a JIT compiles in spurts: one quiet round is not the end of it)."""
+    costs = [{k: v for k, v in r.items() if k in watched} for r in rounds[-3:]]
+    return len(costs) == 3 and settled(costs[0], costs[1]) and settled(costs[1], costs[2])

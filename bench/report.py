@@ -132,6 +132,31 @@ def _load_note(results: dict[str, Any]) -> str:
     return note
 
 
+def _warm_up_note(results: dict[str, Any]) -> str:
+    """How each stack was warmed before its burst was measured."""
+    parts = []
+    for run in results["runs"]:
+        warm = run.get("warm_up")
+        if run["mode"] != "burst" or not warm:
+            continue
+        rounds = warm["cpu_ms_per_task"]
+        part = f"{run['stack']} {len(rounds)} round(s) of {warm['tasks_per_round']} tasks"
+        for name in warm.get("watched", []):
+            costs = ", ".join(f"{r[name]:g}" for r in rounds if name in r)
+            part += f" ({name} CPU ms per task: {costs})"
+        parts.append(part)
+    if not parts:
+        return ""
+    return (
+        "Before its burst, each stack ran rounds of tasks at full concurrency, unmeasured, "
+        "until the CPU per task of its JIT-compiling processes (the broker's JVM) stayed "
+        "within 10% for two rounds (a fresh broker's compiler takes most of its CPU for its "
+        "first few thousand tasks; the Celery stack has none, so one round): "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole run as Markdown; the ratios come last."""
     ceiling = results["ceiling"]
@@ -140,8 +165,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Host: {results['host']['cpus']} CPUs, torch {results['host']['torch']}, "
         f"Python {results['host']['python']}. Latency: submit sent → result read back. "
-        f"Each stack first ran {results.get('warm_up_tasks', 'a few')} tasks at full "
-        "concurrency, unmeasured (a fresh broker's JIT alone doubled its CPU per task).",
+        + _warm_up_note(results),
         "",
         f"**Model ceiling** (SentenceEncoder direct, batch {ceiling['batch']}, "
         f"{ceiling['torch_threads']} torch thread(s)): **{ceiling['pairs_per_s']:g} pairs/s** "

@@ -61,6 +61,9 @@ class _StackProcesses:
     """What both stacks share: their processes start together and stop together."""
 
     processes: ProcessSet | None
+    # Processes that compile code while they run (a JVM): the bench warms a stack up
+    # until their CPU per task settles.
+    jit_processes: tuple[str, ...] = ()
 
     def _launch(self, log_dir: Path, start: Callable[[], None]) -> None:
         """Run ``start`` with a ProcessSet in ``log_dir``; stop what it started if it fails."""
@@ -89,6 +92,8 @@ class PipelineStack(_StackProcesses):
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     processes: ProcessSet | None = None
     base_url: str = ""
+
+    jit_processes: tuple[str, ...] = ("kafka",)
 
     def __enter__(self) -> PipelineStack:
         log_dir = Path(tempfile.mkdtemp(prefix=f"pipeline-{self.tag}-", dir=self.work_dir))

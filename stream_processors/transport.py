@@ -16,18 +16,22 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from stream_processors.config import ProcessorSettings
+
 __all__ = ["SCHEME", "ReadCommittedTransport"]
 
 SCHEME = "asyncarch"
 
 
 class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Creates the group consumer with ``isolation_level=read_committed``."""
+    """Creates the group consumer with ``isolation_level=read_committed`` and the
+    fetch wait of ``PROCESSOR_FETCH_MAX_WAIT_MS`` (Faust fixes it at 1,500 ms)."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        # aiokafka hands this to its fetcher on start(), which has not run yet.
+        # aiokafka hands these to its fetcher on start(), which has not run yet.
         consumer._isolation_level = "read_committed"
+        consumer._fetch_max_wait_ms = ProcessorSettings().fetch_max_wait_ms
         return consumer
 
 

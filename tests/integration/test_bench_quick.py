@@ -57,6 +57,9 @@ def test_quick_bench_writes_results_and_loses_nothing(kafka: KafkaSettings, tmp_
         assert run["verify"]["checked"] > 0
         assert run["verify"]["mismatched"] == 0, run["verify"]
         assert all(peak["peak_rss_mib"] > 0 for peak in run["rss"].values()), run["rss"]
+        warm = run["warm_up"]  # --quick: one round of 8 tasks, measured per process
+        assert warm["tasks_per_round"] == 8 and len(warm["cpu_ms_per_task"]) == 1, warm
+        assert sum(warm["cpu_ms_per_task"][0].values()) > 0, warm
     assert set(results["ratios"]) == {
         "pipeline_over_ceiling_tasks_per_s",
         "pipeline_over_celery_tasks_per_s",
