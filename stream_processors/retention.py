@@ -6,13 +6,20 @@ the table's contents and acts on the answer.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from stream_processors.state_machine import TERMINAL_STATES
 
-__all__ = ["RetentionPolicy", "expired_ids_to_forget", "is_expired", "tasks_to_expire"]
+__all__ = [
+    "RetentionPolicy",
+    "expired_ids_to_forget",
+    "finished_to_expire",
+    "is_expired",
+    "tasks_to_expire",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,18 @@ def tasks_to_expire(
             if len(due) >= policy.batch_max:
                 break
     return due
+
+
+def finished_to_expire(
+    finished: Mapping[str, int], now_ms: int, policy: RetentionPolicy
+) -> list[str]:
+    """Ids of finished tasks (mapped to when they finished) past the TTL, oldest
+    first, at most ``policy.batch_max`` of them."""
+    cutoff = now_ms - policy.task_ttl_ms
+    due = [(at, task_id) for task_id, at in finished.items() if at <= cutoff]
+    if len(due) > policy.batch_max:
+        due = heapq.nsmallest(policy.batch_max, due)
+    return [task_id for _, task_id in sorted(due)]
 
 
 def expired_ids_to_forget(

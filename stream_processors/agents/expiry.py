@@ -10,13 +10,17 @@ after their own retention, so that table stays bounded.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from asyncarch.clock import now_ms
-from stream_processors.agents.table_metrics import count_change
+from stream_processors.agents.table_metrics import count_change, state_counts
 from stream_processors.app import app, processor_settings
 from stream_processors.publish import publish_tombstones
-from stream_processors.retention import RetentionPolicy, expired_ids_to_forget, tasks_to_expire
+from stream_processors.retention import (
+    RetentionPolicy,
+    expired_ids_to_forget,
+    finished_to_expire,
+    tasks_to_expire,
+)
 from stream_processors.tables import (
     delete_outside_stream,
     expired_tasks,
@@ -42,23 +46,32 @@ POLICY = RetentionPolicy(
 
 @app.timer(interval=processor_settings.expiry_interval_s)
 async def expire_finished_tasks() -> None:
-    """Remove this worker's tasks that finished more than the TTL ago."""
+    """Remove this worker's tasks that finished more than the TTL ago.
+
+    Candidates come from the live index of finished tasks (``state_counts``), not
+    from a scan of the table; each is read back and checked before it goes, so an
+    index entry that is stale (a partition moved, a recount under way) only
+    delays an expiry, never makes a wrong one."""
     if app.rebalancing or app.in_recovery:
         return
     now = now_ms()
-    # Only what expiry looks at is kept: a state holds its result (embeddings).
-    states = [(task_id, _finish(state)) async for task_id, state in owned_items(task_states)]
-    due = tasks_to_expire(states, now, POLICY)
+    candidates = finished_to_expire(state_counts.finished(), now, POLICY)
+    owned = owned_partitions()
+    due = tasks_to_expire(
+        (
+            (task_id, task_states.get(task_id))
+            for task_id in candidates
+            if task_partition(task_id) in owned
+        ),
+        now,
+        POLICY,
+    )
     if due:
         await publish_tombstones(due)
         _remove(due, now)
     expired = {task_id: at async for task_id, at in owned_items(expired_tasks)}
     for task_id in expired_ids_to_forget(expired, now, POLICY):
         delete_outside_stream(expired_tasks, task_id)
-
-
-def _finish(state: dict[str, Any]) -> dict[str, Any]:
-    return {"state": state.get("state"), "updated_at": state.get("updated_at")}
 
 
 def _remove(task_ids: list[str], now_ms: int) -> None:

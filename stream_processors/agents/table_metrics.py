@@ -1,4 +1,5 @@
-"""Tasks by state (live, see ``state_counts``), and how long the last recovery took."""
+"""Tasks by state and the finished tasks' finish times (live, see ``state_counts``),
+and how long the last recovery took."""
 
 from __future__ import annotations
 
@@ -8,19 +9,27 @@ import time
 from stream_processors.app import app
 from stream_processors.metrics import RECOVERY_SECONDS, TABLE_TASKS
 from stream_processors.state_counts import StateCounts
-from stream_processors.state_machine import ALL_STATES
+from stream_processors.state_machine import ALL_STATES, TERMINAL_STATES
 from stream_processors.tables import owned_items, owned_partitions, task_partition, task_states
 
 __all__ = ["count_change", "recount_tasks", "state_counts"]
 
-state_counts = StateCounts(lambda state, n: TABLE_TASKS.labels(state=state).set(n))
+state_counts = StateCounts(
+    lambda state, n: TABLE_TASKS.labels(state=state).set(n), terminal=TERMINAL_STATES
+)
 _assigned_at = {"t": time.monotonic()}
+RECOUNT_POLL_S = 0.1
 _recounts: set[asyncio.Task[None]] = set()
 
 
 def count_change(task_id: str, old: dict | None, new: dict | None) -> None:
     """A write (or removal, ``new`` None) of a task's state in the table."""
-    state_counts.changed(task_id, old["state"] if old else None, new["state"] if new else None)
+    state_counts.changed(
+        task_id,
+        old["state"] if old else None,
+        new["state"] if new else None,
+        new.get("updated_at") if new else None,
+    )
 
 
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -40,9 +49,12 @@ async def _on_recovered(sender, **kwargs):  # type: ignore[no-untyped-def]
 
 
 async def recount_tasks() -> None:
-    """Count this worker's tasks by state from the table (after each rebalance)."""
-    if app.rebalancing or app.in_recovery:
-        return
+    """Count this worker's tasks by state, and index the finished ones, from the
+    table (after each rebalance)."""
+    # Faust signals the rebalance complete before it leaves recovery: returning
+    # here then (as this did) left the counts and the index empty after a restart.
+    while app.rebalancing or app.in_recovery:
+        await asyncio.sleep(RECOUNT_POLL_S)
     await state_counts.recount(owned_items(task_states), _current_state, ALL_STATES)
 
 

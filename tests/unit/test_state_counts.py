@@ -70,3 +70,61 @@ async def test_a_cancelled_recount_leaves_the_next_one_exact() -> None:
         await first
     await second
     assert counts.counts() == {"PENDING": 5, "SUCCESS": 1}
+
+
+TERMINAL = ("SUCCESS", "FAILED", "CANCELLED")
+
+
+def test_finished_tasks_are_indexed_with_when_they_finished() -> None:
+    counts = StateCounts(terminal=TERMINAL)
+    counts.changed("a", None, "PENDING", 1)
+    counts.changed("a", "PENDING", "RUNNING", 2)
+    assert dict(counts.finished()) == {}
+    counts.changed("a", "RUNNING", "SUCCESS", 3)
+    counts.changed("b", None, "FAILED", 4)
+    assert dict(counts.finished()) == {"a": 3, "b": 4}
+    counts.changed("a", "SUCCESS", None)  # expired
+    assert dict(counts.finished()) == {"b": 4}
+    with pytest.raises(TypeError):
+        counts.finished()["c"] = 5  # type: ignore[index]  # read-only
+
+
+async def _scan_states(
+    table: dict[str, tuple[str, int]],
+    writes: dict[int, tuple[str, tuple[str, int] | None]],
+    counts: StateCounts,
+) -> AsyncIterator[tuple[str, dict]]:
+    """Like ``_scan``, with each task's updated_at."""
+    for n, task_id in enumerate(list(table)):
+        if n in writes:
+            changed, new = writes[n]
+            old = table.get(changed)
+            if new is None:
+                table.pop(changed, None)
+            else:
+                table[changed] = new
+            counts.changed(changed, old and old[0], new and new[0], new and new[1])
+        await asyncio.sleep(0)
+        if task_id in table:
+            state, at = table[task_id]
+            yield task_id, {"state": state, "updated_at": at}
+
+
+async def test_a_rebuilt_index_is_exact_despite_writes_during_the_scan() -> None:
+    table = {f"t{i}": ("SUCCESS" if i < 4 else "RUNNING", i) for i in range(10)}
+    counts = StateCounts(terminal=TERMINAL)
+    counts.changed("moved-away", None, "SUCCESS", 99)  # a partition this worker lost
+    writes = {
+        2: ("t0", None),  # scanned as finished, then expired
+        3: ("t9", ("SUCCESS", 50)),  # not scanned yet, finishes
+        5: ("t4", ("FAILED", 51)),  # scanned as RUNNING, then failed
+        6: ("new", ("CANCELLED", 52)),  # not in the scan's snapshot
+    }
+
+    def current(task_id: str) -> str | None:
+        return table[task_id][0] if task_id in table else None
+
+    await counts.recount(_scan_states(table, writes, counts), current)
+    expected = {k: at for k, (state, at) in table.items() if state in TERMINAL}
+    assert dict(counts.finished()) == expected
+    assert expected == {"t1": 1, "t2": 2, "t3": 3, "t4": 51, "t9": 50, "new": 52}

@@ -7,6 +7,7 @@ import pytest
 from stream_processors.retention import (
     RetentionPolicy,
     expired_ids_to_forget,
+    finished_to_expire,
     is_expired,
     tasks_to_expire,
 )
@@ -49,6 +50,14 @@ def test_tasks_to_expire_picks_only_due_ones_and_respects_the_batch_bound() -> N
     assert tasks_to_expire(states, NOW, POLICY) == ["old", "old-failed"]
     small = RetentionPolicy(TTL, 60_000, 3, batch_max=1)
     assert tasks_to_expire(states, NOW, small) == ["old"]
+
+
+def test_finished_to_expire_picks_the_oldest_past_the_ttl() -> None:
+    finished = {"new": NOW - TTL + 1, "edge": NOW - TTL, "oldest": 0, "old": 10}
+    assert finished_to_expire(finished, NOW, POLICY) == ["oldest", "old", "edge"]
+    small = RetentionPolicy(TTL, 60_000, 3, batch_max=2)
+    assert finished_to_expire(finished, NOW, small) == ["oldest", "old"]
+    assert finished_to_expire({}, NOW, POLICY) == []
 
 
 def test_expired_ids_are_forgotten_after_their_retention() -> None:
