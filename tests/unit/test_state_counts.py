@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -24,10 +25,20 @@ def test_each_change_moves_one_task_between_states() -> None:
     assert published == {"PENDING": 0, "RUNNING": 0, "SUCCESS": 1}
 
 
+Value = str | tuple[str, int]  # a state, or a state and its updated_at
+
+
+def _parts(value: Value | None) -> tuple[str | None, int | None]:
+    if isinstance(value, tuple):
+        return value
+    return value, None
+
+
 async def _scan(
-    table: dict[str, str], writes: dict[int, tuple[str, str | None]], counts: StateCounts
+    table: dict[str, Any], writes: dict[int, tuple[str, Any]], counts: StateCounts
 ) -> AsyncIterator[tuple[str, dict]]:
-    """Yield the table's tasks; before the n-th one the agent writes ``writes[n]``."""
+    """Yield the table's tasks; before the n-th one the agent writes ``writes[n]``.
+    Values are Value (or None in ``writes``: the task is removed)."""
     for n, task_id in enumerate(list(table)):
         if n in writes:
             changed, new = writes[n]
@@ -36,10 +47,11 @@ async def _scan(
                 table.pop(changed, None)
             else:
                 table[changed] = new
-            counts.changed(changed, old, new)
+            counts.changed(changed, _parts(old)[0], *_parts(new))
         await asyncio.sleep(0)
         if task_id in table:
-            yield task_id, {"state": table[task_id]}
+            state, updated_at = _parts(table[task_id])
+            yield task_id, {"state": state, "updated_at": updated_at}
 
 
 async def test_a_recount_is_exact_despite_writes_during_the_scan() -> None:
@@ -89,29 +101,8 @@ def test_finished_tasks_are_indexed_with_when_they_finished() -> None:
         counts.finished()["c"] = 5  # type: ignore[index]  # read-only
 
 
-async def _scan_states(
-    table: dict[str, tuple[str, int]],
-    writes: dict[int, tuple[str, tuple[str, int] | None]],
-    counts: StateCounts,
-) -> AsyncIterator[tuple[str, dict]]:
-    """Like ``_scan``, with each task's updated_at."""
-    for n, task_id in enumerate(list(table)):
-        if n in writes:
-            changed, new = writes[n]
-            old = table.get(changed)
-            if new is None:
-                table.pop(changed, None)
-            else:
-                table[changed] = new
-            counts.changed(changed, old and old[0], new and new[0], new and new[1])
-        await asyncio.sleep(0)
-        if task_id in table:
-            state, at = table[task_id]
-            yield task_id, {"state": state, "updated_at": at}
-
-
 async def test_a_rebuilt_index_is_exact_despite_writes_during_the_scan() -> None:
-    table = {f"t{i}": ("SUCCESS" if i < 4 else "RUNNING", i) for i in range(10)}
+    table: dict[str, Value] = {f"t{i}": ("SUCCESS" if i < 4 else "RUNNING", i) for i in range(10)}
     counts = StateCounts(terminal=TERMINAL)
     counts.changed("moved-away", None, "SUCCESS", 99)  # a partition this worker lost
     writes = {
@@ -122,9 +113,9 @@ async def test_a_rebuilt_index_is_exact_despite_writes_during_the_scan() -> None
     }
 
     def current(task_id: str) -> str | None:
-        return table[task_id][0] if task_id in table else None
+        return _parts(table.get(task_id))[0]
 
-    await counts.recount(_scan_states(table, writes, counts), current)
-    expected = {k: at for k, (state, at) in table.items() if state in TERMINAL}
+    await counts.recount(_scan(table, writes, counts), current)
+    expected = {k: v[1] for k, v in table.items() if isinstance(v, tuple) and v[0] in TERMINAL}
     assert dict(counts.finished()) == expected
     assert expected == {"t1": 1, "t2": 2, "t3": 3, "t4": 51, "t9": 50, "new": 52}
