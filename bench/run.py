@@ -44,7 +44,7 @@ __all__ = ["main"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MAX_DEFAULT_PROCESSES = 8
-# Warm-up ends when every process's CPU per task has settled (bench.procs.settled),
+# Warm-up ends when the stack's JIT-compiling processes settled (bench.procs.settled_twice),
 # or after this many rounds.
 WARM_UP_MAX_ROUNDS = 10
 
@@ -70,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--warm-up",
         type=int,
         help="tasks in one warm-up round: each stack runs rounds at full concurrency, "
-        "unmeasured, until every process's CPU per task settles, so the broker's JIT, the "
-        "model and every connection are warm, as in a service that has been up a while "
-        "(default: half of --tasks, at least 16)",
+        "unmeasured, until the broker's CPU per task holds within 10%% for two rounds, so "
+        "its JIT, the model and every connection are warm, as in a service that has been "
+        "up a while (default: half of --tasks, at least 16)",
     )
     add(
         "--warm-up-rounds",
@@ -133,7 +133,7 @@ def _warm_up(
     compiling processes settles (one round for a stack with none).
 
     A fresh broker spends most of its CPU on JIT compilation for its first few
-    thousand tasks (7 ms per task at first, about 2 ms when warm); a measurement
+    thousand tasks (9-15 ms per task at first, 3.5-4 ms when warm); a measurement
     of that is a measurement of the compiler, not of a service that has been up
     a while. Returns each round's CPU ms per task, per process."""
     watched = set(stack.jit_processes)

@@ -63,10 +63,8 @@ def finished_to_expire(
     """Ids of finished tasks (mapped to when they finished) past the TTL, oldest
     first, at most ``policy.batch_max`` of them."""
     cutoff = now_ms - policy.task_ttl_ms
-    due = [(at, task_id) for task_id, at in finished.items() if at <= cutoff]
-    if len(due) > policy.batch_max:
-        due = heapq.nsmallest(policy.batch_max, due)
-    return [task_id for _, task_id in sorted(due)]
+    due = ((at, task_id) for task_id, at in finished.items() if at <= cutoff)
+    return [task_id for _, task_id in heapq.nsmallest(policy.batch_max, due)]
 
 
 def expired_ids_to_forget(
