@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import time
 
+import fastavro
 import pytest
 
-from schemas.codec import SCHEMA_DIR, AvroCodec, EventSchema, codec_for, known_writer_schemas
+from schemas.codec import (
+    SCHEMA_DIR,
+    AvroCodec,
+    EventSchema,
+    codec_for,
+    known_writer_schemas,
+    record_union_branches,
+)
 from schemas.exceptions import EventDecodeError, EventEncodeError
 
 NOW = int(time.time() * 1000)
@@ -163,3 +172,64 @@ def test_requests_before_and_after_deliver_to_read_each_other() -> None:
     )
     decoded = AvroCodec(v2, known_writer_schemas()).decode(new_event)
     assert decoded["task_id"] == "t1" and "deliver_to" not in decoded
+
+
+def _union_schema(*branches: dict) -> EventSchema:
+    return EventSchema.from_json(
+        {
+            "type": "record",
+            "name": "Holder",
+            "fields": [{"name": "value", "type": ["null", *branches]}],
+        }
+    )
+
+
+def _record(name: str, *fields: tuple[str, str]) -> dict:
+    return {"type": "record", "name": name, "fields": [{"name": n, "type": t} for n, t in fields]}
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        {"similarity": 0.5, "embedding_a": [0.25, -1.0], "embedding_b": [1.0, 0.0]},
+        {"vectors": [[0.5, -0.25]], "dimensions": 2},
+        {"passages": [{"text": "p", "score": 0.5, "start": 0, "end": 1}]},
+    ],
+    ids=["similarity", "embed", "document-search"],
+)
+def test_a_named_union_branch_writes_what_fastavro_chooses_itself(output: dict) -> None:
+    """The codec names the branch of a union of records from the value's keys, so
+    fastavro does not validate the value against each branch; the bytes are the
+    ones fastavro writes when it chooses the branch itself."""
+    codec = codec_for("TaskResult")
+    record = {**EVENTS["TaskResult"], "output": output}
+    named = codec._name_union_branches(record)
+    assert isinstance(named["output"], tuple) and named["output"][1] is output
+    assert record["output"] is output, "the caller's record was changed"
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, codec.schema.parsed, record)
+    assert codec.encode(record).endswith(buffer.getvalue())
+    assert codec.decode(codec.encode(record))["output"] == output  # floats exact in 32 bits
+
+
+def test_a_value_that_names_no_branch_is_left_to_fastavro() -> None:
+    """Keys that are not exactly one branch's fields (here a missing field with a
+    default) are not named: fastavro chooses, and an invalid value still fails."""
+    with_default = _record("A", ("x", "int")) | {}
+    with_default["fields"].append({"name": "y", "type": "int", "default": 7})
+    codec = AvroCodec(_union_schema(with_default, _record("B", ("z", "string"))))
+    assert codec.decode(codec.encode({"value": {"x": 1}}))["value"] == {"x": 1, "y": 7}
+    assert codec.decode(codec.encode({"value": {"z": "s"}}))["value"] == {"z": "s"}
+    with pytest.raises(EventEncodeError):
+        codec.encode({"value": {"z": 3}})
+    with pytest.raises(EventEncodeError):
+        codec.encode({"value": {"q": 3}})
+
+
+def test_branches_with_the_same_fields_are_never_named() -> None:
+    """Two record branches with one set of field names cannot be told apart by keys."""
+    schema = _union_schema(_record("A", ("x", "int")), _record("B", ("x", "string")))
+    assert record_union_branches(schema.parsed) == {}
+    codec = AvroCodec(schema)
+    assert codec.decode(codec.encode({"value": {"x": "s"}}))["value"] == {"x": "s"}
+    assert codec.decode(codec.encode({"value": {"x": 2}}))["value"] == {"x": 2}
