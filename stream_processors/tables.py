@@ -42,6 +42,14 @@ class TaskTable(faust.Table):
     the id the producers hashed, so queries went to a worker not owning the task.
     """
 
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The key's value, in one store lookup. Faust's ``get`` asks the store
+        whether it holds the key, then reads it: on RocksDB two reads and an extra
+        key encoding, about a tenth of the processor's CPU under load. The tables
+        here have no default value, so a missing key is ``default``."""
+        value = self.data.get(key)
+        return default if value is None else value
+
     def _serializer_from_type(self, typ: Any) -> Any:
         return "raw" if typ is str else super()._serializer_from_type(typ)
 

@@ -73,6 +73,21 @@ def test_a_write_outside_a_stream_lands_in_the_tasks_partition(tmp_path: Path) -
     assert TASK_ID not in store
 
 
+def test_get_reads_the_store_once_and_answers_none_for_a_missing_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = deliveries_table(tmp_path)
+    table.data[TASK_ID] = {"status": "delivered"}
+    reads: list[bytes] = []
+    real_get = table.data._get
+    monkeypatch.setattr(table.data, "_get", lambda key: reads.append(key) or real_get(key))
+    monkeypatch.setattr(table.data, "_contains", lambda key: pytest.fail("a second lookup"))
+    assert table.get(TASK_ID) == {"status": "delivered"}
+    assert table.get("unknown") is None
+    assert table.get("unknown", {}) == {}
+    assert reads == [TASK_ID.encode(), b"unknown", b"unknown"]
+
+
 def test_a_sigkilled_writer_leaves_a_store_that_reopens_with_its_writes(tmp_path: Path) -> None:
     """The kernel drops RocksDB's LOCK with the process and the write-ahead log
     replays on open, so a restart in the same data dir finds every write."""
