@@ -176,6 +176,21 @@ class AvroCodec:
             return None
         return self.registry.schema_id(value_subject(topic), self.schema.text)
 
+    def needs_registry(self, data: bytes | None = None, topic: str | None = None) -> bool:
+        """Whether ``decode(data)`` or ``encode(..., topic)`` would ask the registry now
+        (a writer schema id, or this schema's id under the topic, not yet cached).
+        An event loop hands such a call to a thread: the registry may take its whole
+        timeout to answer."""
+        if self.registry is None:
+            return False
+        if data and data[:1] == CONFLUENT_MAGIC and len(data) >= _CONFLUENT_HEADER_LEN:
+            (schema_id,) = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))
+            if schema_id not in self._registered:
+                return True
+        return topic is not None and not self.registry.knows_id(
+            value_subject(topic), self.schema.text
+        )
+
     def decode(self, data: bytes | None) -> dict[str, Any]:
         """Decode an event in either framing, written with any known schema version.
 

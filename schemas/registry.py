@@ -98,6 +98,10 @@ class SchemaRegistry:
                 self._ids[key] = self._register(subject, schema_text)
         return self._ids[key]
 
+    def knows_id(self, subject: str, schema_text: str) -> bool:
+        """Whether ``schema_id(subject, schema_text)`` is cached (asks nothing)."""
+        return (subject, schema_text) in self._ids
+
     def writer_schema(self, schema_id: int) -> str:
         """The text of the schema registered under an id."""
         if (known := self._writers.get(schema_id)) is not None:

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.codec import codec_for
+from schemas.codec import AvroCodec, codec_for
 from schemas.topics import TopicSettings
 from stream_processors.state_machine import PENDING, SUCCESS, TaskEvent
 
-__all__ = ["to_task_event"]
+__all__ = ["event_codec", "to_task_event"]
+
+_EVENT_TYPES = {"requests": "TaskRequest", "results": "TaskResult"}
+
+
+def event_codec(topics: TopicSettings, topic: str) -> AvroCodec:
+    """The codec of the events on ``topic``: requests, results, or statuses."""
+    for name, event_type in _EVENT_TYPES.items():
+        if topic == getattr(topics, name):
+            return codec_for(event_type)
+    return codec_for("TaskStatus")
 
 
 def to_task_event(topics: TopicSettings, topic: str, value: bytes) -> TaskEvent:
     """Decode ``value`` read from ``topic``; raises EventDecodeError."""
+    codec = event_codec(topics, topic)
     if topic == topics.requests:
-        request = codec_for("TaskRequest").decode(value)
+        request = codec.decode(value)
         return TaskEvent(
             request["task_id"],
             PENDING,
@@ -23,7 +34,7 @@ def to_task_event(topics: TopicSettings, topic: str, value: bytes) -> TaskEvent:
             request={**request, "submitted_at": _ms(request["submitted_at"])},
         )
     if topic == topics.results:
-        result = codec_for("TaskResult").decode(value)
+        result = codec.decode(value)
         return TaskEvent(
             result["task_id"],
             SUCCESS,
@@ -31,7 +42,7 @@ def to_task_event(topics: TopicSettings, topic: str, value: bytes) -> TaskEvent:
             attempt=result["attempt"],
             result=_result_view(result),
         )
-    status = codec_for("TaskStatus").decode(value)
+    status = codec.decode(value)
     return TaskEvent(
         status["task_id"],
         status["state"],

@@ -24,6 +24,7 @@ __all__ = [
     "learn_state_schema_id",
     "publish_state_change",
     "publish_tombstones",
+    "state_schema_id_known",
 ]
 
 PRODUCER_NAME = f"stream_processors/{app.conf.id}@{processor_settings.web_port}"
@@ -46,6 +47,11 @@ def learn_state_schema_id() -> None:
     """With a registry, the task-state topic's schema id (registered once, then
     cached), so that publishing needs no registry; raises SchemaRegistryError."""
     codec_for(EVENT_TYPE).learn_schema_id(task_state_topic.get_topic_name())
+
+
+def state_schema_id_known() -> bool:
+    """Whether ``learn_state_schema_id`` would answer without asking the registry."""
+    return not codec_for(EVENT_TYPE).needs_registry(topic=task_state_topic.get_topic_name())
 
 
 async def publish_tombstones(task_ids: Iterable[str]) -> None:

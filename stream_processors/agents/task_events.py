@@ -12,9 +12,14 @@ from stream_processors.agents.table_metrics import count_change
 from stream_processors.app import app, topic_settings
 from stream_processors.catch_up import applied_offsets
 from stream_processors.delivery.dispatch import schedule_deliveries
-from stream_processors.events import to_task_event
+from stream_processors.events import event_codec, to_task_event
 from stream_processors.metrics import STATE_CHANGES, TASK_LATENCY_SECONDS
-from stream_processors.publish import Headers, learn_state_schema_id, publish_state_change
+from stream_processors.publish import (
+    Headers,
+    learn_state_schema_id,
+    publish_state_change,
+    state_schema_id_known,
+)
 from stream_processors.state_machine import TERMINAL_STATES, TaskEvent, apply
 from stream_processors.tables import expired_tasks, task_states
 from stream_processors.topics import task_events_topic
@@ -55,13 +60,19 @@ async def apply_task_events(stream):  # type: ignore[no-untyped-def]
 async def _decode(topic: str, value: bytes) -> TaskEvent:
     """The event of ``value``, once the registry has answered what it needs: its
     writer schema, and the task-state schema's id (so publishing cannot fail
-    after the table changed). Raises EventDecodeError for a poison event."""
+    after the table changed). Raises EventDecodeError for a poison event.
+
+    A question to the registry goes to a thread: a registry that hangs takes
+    its whole timeout to answer, and on the event loop every query, timer and
+    commit of this worker would wait with it."""
     backoff = Backoff(REGISTRY_RETRY_INITIAL_S, REGISTRY_RETRY_MAX_S)
     while True:
         try:
-            task_event = to_task_event(topic_settings, topic, value)
-            learn_state_schema_id()
-            return task_event
+            if event_codec(topic_settings, topic).needs_registry(value) or not (
+                state_schema_id_known()
+            ):
+                return await asyncio.to_thread(_decode_now, topic, value)
+            return _decode_now(topic, value)
         except SchemaRegistryError as exc:
             wait_s = backoff.next_wait_s()
             log.warning(
@@ -69,6 +80,12 @@ async def _decode(topic: str, value: bytes) -> TaskEvent:
                 extra={"topic": topic, "error": str(exc), "retry_in_s": wait_s},
             )
             await asyncio.sleep(wait_s)
+
+
+def _decode_now(topic: str, value: bytes) -> TaskEvent:
+    task_event = to_task_event(topic_settings, topic, value)
+    learn_state_schema_id()
+    return task_event
 
 
 async def _store(task_event: TaskEvent, headers: Headers) -> None:

@@ -11,6 +11,9 @@ the same ids back.
   503 with Retry-After, a worker and the processor wait (no dead letter, no
   skipped event, no committed offset past what they could not decode), and
   everything completes once the registry is back.
+- A hung registry (SIGSTOP: it takes connections and never answers) makes each
+  question wait for the client's timeout: the processor asks from a thread, so
+  its event loop (queries, health, commits) does not wait with it.
 """
 
 from __future__ import annotations
@@ -252,3 +255,71 @@ def _refusal(base_url: str) -> dict[str, Any]:
         "title": str(body.get("title", "")),
         "detail": str(body.get("detail", ""))[:300],
     }
+
+
+def test_a_processor_restarted_while_the_registry_hangs_keeps_answering(
+    warm: ChaosPipeline,
+    registry: KillableRegistry,
+    encoder: Any,
+    chaos_size: ChaosSize,
+    record_fault: Any,
+) -> None:
+    """SIGSTOP, not SIGKILL: a hung registry takes connections and never answers, so
+    each question waits for the client's whole timeout (5 s). The processor restarted
+    during the hang has no id cached: it asks from a thread, and its event loop keeps
+    answering (its health page here) while the events wait for the registry."""
+    assert registry.process is not None
+    hung = registry.process
+
+    def inject(run: FaultRun) -> None:
+        time.sleep(3)
+        run.fault_times.append(time.time())
+        hung.send_signal(signal.SIGSTOP)
+        warm.note("SIGSTOPped the registry")
+        try:
+            warm.kill("processor")
+            warm.start_service("processor")
+            run.details["health_s"] = _health_latencies(warm, REGISTRY_DOWN_S)
+            run.details["exited_during_outage"] = warm.exited()
+        finally:
+            hung.send_signal(signal.SIGCONT)
+        warm.note("SIGCONTed the registry")
+        run.details["back_at"] = time.time()
+        probe_partitions(warm.base_url, run)
+
+    run = run_under_load(warm, encoder, TASKS, RATE_PER_S, inject, settle_s=chaos_size.settle_s)
+    recover = recovery_after(run, run.details["back_at"])
+    slowest = max(run.details["health_s"])
+    record_fault(
+        fault_row(
+            f"schema registry SIGSTOP (hung), {REGISTRY_DOWN_S:.0f} s; processor SIGKILLed "
+            "and restarted during it",
+            run,
+            recover,
+            f"time counted from SIGCONT; slowest processor health answer during the hang: "
+            f"{slowest:.2f} s",
+        )
+    )
+    why = run.explain(warm)
+    assert "schema registry unavailable" in warm.logs(200_000), "the hang was never met"
+    assert slowest < 1.0, f"the event loop waited for the registry: {run.details['health_s']}"
+    assert_no_loss(run, warm)
+    assert recover is not None and recover < 60, why
+    assert not run.details["exited_during_outage"] and not warm.exited(), why
+    assert _dead_letters(warm) == 0, why
+
+
+def _health_latencies(pipeline: ChaosPipeline, for_s: float) -> list[float]:
+    """How long the processor's health page takes to answer, twice a second."""
+    latencies = []
+    deadline = time.monotonic() + for_s
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        try:
+            httpx.get(f"{pipeline.processor_url}/health/", timeout=10)
+        except httpx.TransportError:  # not listening yet: it has just been restarted
+            time.sleep(0.5)
+            continue
+        latencies.append(time.monotonic() - started)
+        time.sleep(0.5)
+    return latencies

@@ -170,3 +170,17 @@ def test_settings_pass_basic_auth_to_the_client() -> None:
         "max.retries": 0,
         "basic.auth.user.info": "u:p",
     }
+
+
+def test_needs_registry_says_when_a_call_would_ask_the_registry(client: Any) -> None:
+    """What the processor asks before it decodes on its event loop."""
+    writer, reader = _codec(client), _codec(client)
+    assert writer.needs_registry(topic=TOPIC)
+    data = writer.encode(STATUS, TOPIC)
+    assert not writer.needs_registry(topic=TOPIC)
+    assert reader.needs_registry(data)  # the writer's id, not yet fetched here
+    reader.decode(data)
+    assert not reader.needs_registry(data)
+    assert reader.needs_registry(data, topic=TOPIC)  # its own id under the topic, not learned
+    assert not reader.needs_registry(codec_for("TaskStatus").encode(STATUS))  # single-object
+    assert not AvroCodec(load_schema("TaskStatus")).needs_registry(data, topic=TOPIC)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 import uuid
 from collections import defaultdict
 from types import SimpleNamespace
@@ -186,3 +188,40 @@ async def test_an_unavailable_registry_holds_the_event_until_it_answers(
     assert len(tries) == 3 and tries[-1] == tries[0]  # nothing applied past it meanwhile
     assert task_states[task_id]["state"] == "PENDING"
     assert [s["state"] for s in captured.published] == ["PENDING"]
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "asks the registry"])
+async def test_a_registry_question_is_asked_off_the_event_loop(
+    captured: Captured, monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
+    """A registry that hangs takes its whole timeout to answer: asked on the event
+    loop, it stalled every query of the worker. A question goes to a thread while
+    the loop runs on; with everything cached, the event is decoded in place."""
+    threads: list[str] = []
+
+    def learn_slowly() -> None:
+        threads.append(threading.current_thread().name)
+        if not cached:
+            time.sleep(0.3)  # a registry answering slowly
+
+    monkeypatch.setattr(task_events, "state_schema_id_known", lambda: cached)
+    monkeypatch.setattr(task_events, "learn_state_schema_id", learn_slowly)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    task_id = new_task_id()
+    async with apply_task_events.test_context() as agent:
+        ticker = asyncio.create_task(tick())
+        await send(agent, captured, REQUESTS, request(task_id), task_id)
+        ticker.cancel()
+
+    assert task_states[task_id]["state"] == "PENDING"
+    on_loop = threads == [threading.main_thread().name]
+    assert on_loop is cached, threads
+    if not cached:
+        assert ticks >= 10, "the event loop waited for the registry"
