@@ -105,7 +105,10 @@ class TaskPublisher:
 
         task_id = event["task_id"]
         try:
-            # With a registry, the first event of a subject registers its schema.
+            # With a registry, the first event of a subject registers its schema: from a
+            # thread, as a registry that hangs would hold the event loop for its timeout.
+            if codec.needs_registry(topic=topic):
+                await asyncio.to_thread(codec.learn_schema_id, topic)
             value = codec.encode(event, topic)
         except SchemaRegistryError as exc:
             raise SchemaRegistryUnavailable(

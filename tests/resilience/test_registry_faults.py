@@ -12,14 +12,15 @@ the same ids back.
   skipped event, no committed offset past what they could not decode), and
   everything completes once the registry is back.
 - A hung registry (SIGSTOP: it takes connections and never answers) makes each
-  question wait for the client's timeout: the processor asks from a thread, so
-  its event loop (queries, health, commits) does not wait with it.
+  question wait for the client's timeout: the processor and the API ask from a
+  thread, so their event loops (queries, health, commits) do not wait with it.
 """
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,8 @@ from tests.stack import free_port
 
 pytestmark = [pytest.mark.resilience, pytest.mark.timeout(1200)]
 REGISTRY_DOWN_S = 15.0
+# The API restarted during a hang learns its ids first, one registry timeout (5 s) each.
+HANG_S = 25.0
 TASKS = 120
 RATE_PER_S = 4.0
 
@@ -257,7 +260,7 @@ def _refusal(base_url: str) -> dict[str, Any]:
     }
 
 
-def test_a_processor_restarted_while_the_registry_hangs_keeps_answering(
+def test_services_restarted_while_the_registry_hangs_keep_answering(
     warm: ChaosPipeline,
     registry: KillableRegistry,
     encoder: Any,
@@ -265,9 +268,10 @@ def test_a_processor_restarted_while_the_registry_hangs_keeps_answering(
     record_fault: Any,
 ) -> None:
     """SIGSTOP, not SIGKILL: a hung registry takes connections and never answers, so
-    each question waits for the client's whole timeout (5 s). The processor restarted
-    during the hang has no id cached: it asks from a thread, and its event loop keeps
-    answering (its health page here) while the events wait for the registry."""
+    each question waits for the client's whole timeout (5 s). The processor and the
+    API restarted during the hang have no id cached: they ask from a thread, and
+    their event loops keep answering (health pages here) while the events wait for
+    the registry and the submits wait for their 503."""
     assert registry.process is not None
     hung = registry.process
 
@@ -277,49 +281,80 @@ def test_a_processor_restarted_while_the_registry_hangs_keeps_answering(
         hung.send_signal(signal.SIGSTOP)
         warm.note("SIGSTOPped the registry")
         try:
-            warm.kill("processor")
-            warm.start_service("processor")
-            run.details["health_s"] = _health_latencies(warm, REGISTRY_DOWN_S)
+            for service in ("processor", "api"):
+                warm.kill(service)
+                warm.start_service(service)
+            # The load's submits carry an Idempotency-Key: the API asks the processor
+            # first, which cannot answer yet (503). This one goes to the registry.
+            submit = threading.Thread(target=_submit_once, args=(warm.base_url, run.details))
+            submit.start()
+            run.details["health_s"] = _health_latencies(
+                [f"{warm.processor_url}/health/", f"{warm.base_url}/healthz"], HANG_S
+            )
+            submit.join(30)
             run.details["exited_during_outage"] = warm.exited()
         finally:
             hung.send_signal(signal.SIGCONT)
         warm.note("SIGCONTed the registry")
         run.details["back_at"] = time.time()
+        wait_until(warm.ready, 60)
         probe_partitions(warm.base_url, run)
 
     run = run_under_load(warm, encoder, TASKS, RATE_PER_S, inject, settle_s=chaos_size.settle_s)
     recover = recovery_after(run, run.details["back_at"])
-    slowest = max(run.details["health_s"])
+    slowest = {url: max(times, default=None) for url, times in run.details["health_s"].items()}
     record_fault(
         fault_row(
-            f"schema registry SIGSTOP (hung), {REGISTRY_DOWN_S:.0f} s; processor SIGKILLed "
+            f"schema registry SIGSTOP (hung), {HANG_S:.0f} s; processor and API SIGKILLed "
             "and restarted during it",
             run,
             recover,
-            f"time counted from SIGCONT; slowest processor health answer during the hang: "
-            f"{slowest:.2f} s",
+            "time counted from SIGCONT; slowest health answers during the hang: "
+            + ", ".join(f"{url.split('/', 3)[-1]} {s:.2f} s" for url, s in slowest.items() if s)
+            + f"; a submit without Idempotency-Key: {run.details['refusal'].get('status')} "
+            f"in {run.details['refusal'].get('took_s', 0):.1f} s",
         )
     )
     why = run.explain(warm)
     assert "schema registry unavailable" in warm.logs(200_000), "the hang was never met"
-    assert slowest < 1.0, f"the event loop waited for the registry: {run.details['health_s']}"
+    assert all(slowest.values()), f"a health page never answered: {run.details['health_s']}"
+    assert max(slowest.values()) < 1.0, f"an event loop waited: {run.details['health_s']}"
+    refusal = run.details["refusal"]
+    assert refusal["status"] == 503 and "registry" in refusal["title"].lower(), refusal
     assert_no_loss(run, warm)
     assert recover is not None and recover < 60, why
     assert not run.details["exited_during_outage"] and not warm.exited(), why
     assert _dead_letters(warm) == 0, why
 
 
-def _health_latencies(pipeline: ChaosPipeline, for_s: float) -> list[float]:
-    """How long the processor's health page takes to answer, twice a second."""
-    latencies = []
+def _submit_once(base_url: str, details: dict[str, Any]) -> None:
+    """Once the restarted API listens: one submit, what it got and how long it took."""
+    wait_until(lambda: _listening(f"{base_url}/healthz"), 60)
+    started = time.monotonic()
+    details["refusal"] = _refusal(base_url)
+    details["refusal"]["took_s"] = time.monotonic() - started
+
+
+def _listening(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=10).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _health_latencies(urls: list[str], for_s: float) -> dict[str, list[float]]:
+    """How long each health page takes to answer, twice a second, for ``for_s``."""
+    latencies: dict[str, list[float]] = {url: [] for url in urls}
     deadline = time.monotonic() + for_s
     while time.monotonic() < deadline:
-        started = time.monotonic()
-        try:
-            httpx.get(f"{pipeline.processor_url}/health/", timeout=10)
-        except httpx.TransportError:  # not listening yet: it has just been restarted
-            time.sleep(0.5)
-            continue
-        latencies.append(time.monotonic() - started)
+        for url in urls:
+            started = time.monotonic()
+            try:
+                httpx.get(url, timeout=10)
+            except httpx.ConnectError:  # not listening yet: just restarted
+                continue
+            except httpx.TimeoutException:
+                pass  # no answer in 10 s: counted as 10 s
+            latencies[url].append(time.monotonic() - started)
         time.sleep(0.5)
     return latencies
