@@ -10,14 +10,13 @@ from stream_processors.state_machine import PENDING, SUCCESS, TaskEvent
 
 __all__ = ["event_codec", "to_task_event"]
 
-_EVENT_TYPES = {"requests": "TaskRequest", "results": "TaskResult"}
-
 
 def event_codec(topics: TopicSettings, topic: str) -> AvroCodec:
     """The codec of the events on ``topic``: requests, results, or statuses."""
-    for name, event_type in _EVENT_TYPES.items():
-        if topic == getattr(topics, name):
-            return codec_for(event_type)
+    if topic == topics.requests:
+        return codec_for("TaskRequest")
+    if topic == topics.results:
+        return codec_for("TaskResult")
     return codec_for("TaskStatus")
 
 
