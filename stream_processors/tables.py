@@ -17,7 +17,7 @@ import faust
 from faust.types import StoreT
 from yarl import URL
 
-from stream_processors.app import app, topic_settings
+from stream_processors.app import app, processor_settings, topic_settings
 from stream_processors.stores import TaskRocksDBStore, key_partition
 
 __all__ = [
@@ -79,6 +79,8 @@ def _task_table(name: str, help: str) -> TaskTable:
         key_type=str,
         schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
         partitions=topic_settings.partitions,
+        # A dict per table: Faust's store takes keys out of the one it is given.
+        options=processor_settings.rocksdb_options(),
         beacon=app.tables.beacon,
         help=help,
     )

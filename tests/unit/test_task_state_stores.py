@@ -104,3 +104,23 @@ def test_a_sigkilled_writer_leaves_a_store_that_reopens_with_its_writes(tmp_path
         store._db_for_partition(partition)  # what a recovery does for its partitions
     assert store[TASK_ID] == {"status": "delivered"}
     assert store["task-499"] == {"status": "pending", "n": 499}
+
+
+def test_each_rocksdb_database_of_the_task_tables_has_bounded_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust's own sizes (3 write buffers of 64 MiB, a 2 GiB block cache) are per
+    database, and there is one per table and partition: the processor grew with
+    its table. The settings bound them; each table gets options of its own."""
+    from stream_processors.tables import expired_tasks, task_states
+
+    mib = 1024 * 1024
+    for table in (task_states, expired_tasks):
+        options = table._new_store_by_url("rocksdb://").rocksdb_options
+        assert (options.write_buffer_size, options.max_write_buffer_number) == (4 * mib, 2)
+        assert options.block_cache_size == options.block_cache_compressed_size == 8 * mib
+    assert task_states.options is not expired_tasks.options
+    monkeypatch.setenv("PROCESSOR_ROCKSDB_WRITE_BUFFER_MIB", "16")
+    monkeypatch.setenv("PROCESSOR_ROCKSDB_BLOCK_CACHE_MIB", "64")
+    sized = ProcessorSettings().rocksdb_options()
+    assert (sized["write_buffer_size"], sized["block_cache_size"]) == (16 * mib, 64 * mib)
