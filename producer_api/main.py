@@ -46,6 +46,7 @@ def create_app(
         app.state.publisher = TaskPublisher(kafka, topics, settings.publish_timeout_s)
         app.state.publisher.learn_schema_ids()
         app.state.task_state = TaskStateClient(settings.processor_url, settings.query_timeout_s)
+        app.state.in_flight = {}  # submissions with an Idempotency-Key being accepted
         app.state.blob_store = open_store()
         app.state.delivery = delivery or DeliverySettings()
         app.state.rate_limiter = (

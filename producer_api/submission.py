@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -65,6 +65,11 @@ class Submission:
         return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{self.tenant}\x00{self.idempotency_key}"))
 
 
+# Submissions with an Idempotency-Key being accepted right now in this process, by
+# task id: the request's digest, and a future set to the answer (None if it failed).
+InFlight = dict[str, tuple[str, "asyncio.Future[TaskAccepted | None]"]]
+
+
 @dataclass(frozen=True)
 class Submitter:
     """Publishes submissions, honouring Idempotency-Key against the task-state table."""
@@ -72,6 +77,7 @@ class Submitter:
     publisher: TaskPublisher
     task_state: TaskStateClient
     delivery: DeliverySettings
+    in_flight: InFlight = field(default_factory=dict)
 
     async def accept(self, submission: Submission) -> tuple[TaskAccepted, bool]:
         """Publish the request (once Kafka acked it); returns (answer, replayed)."""
@@ -80,12 +86,40 @@ class Submitter:
         # An outage answers 503 at once; the idempotency lookup below would wait
         # on the processor, which cannot confirm anything without the broker.
         await self.publisher.ensure_accepting()
-        if submission.idempotency_key is not None and (existing := await self._existing(task_id)):
+        if submission.idempotency_key is None:
+            return await self._publish(submission, task_id, digest), False
+        # A retry that arrives while the first try is still being accepted here (its
+        # client timed out: the registry or the broker was slow) waits for it and
+        # replays its answer; the table cannot know of a request not yet written.
+        while (pending := self.in_flight.get(task_id)) is not None:
+            first_digest, answer = pending
+            if first_digest != digest:
+                raise _conflict(submission)
+            if (accepted := await asyncio.shield(answer)) is not None:
+                return accepted, True
+        answer = asyncio.get_running_loop().create_future()
+        self.in_flight[task_id] = (digest, answer)
+        try:
+            accepted, replayed = await self._accept_once(submission, task_id, digest)
+        except BaseException:
+            answer.set_result(None)  # failed: a waiting retry tries for itself
+            raise
+        else:
+            answer.set_result(accepted)
+        finally:
+            del self.in_flight[task_id]
+        return accepted, replayed
+
+    async def _accept_once(
+        self, submission: Submission, task_id: str, digest: str
+    ) -> tuple[TaskAccepted, bool]:
+        if existing := await self._existing(task_id):
             if existing.get("request_sha256") != digest:
-                raise IdempotencyConflict(
-                    f"Idempotency-Key {submission.idempotency_key!r} was used for another request"
-                )
+                raise _conflict(submission)
             return _accepted(task_id, existing["state"]), True
+        return await self._publish(submission, task_id, digest), False
+
+    async def _publish(self, submission: Submission, task_id: str, digest: str) -> TaskAccepted:
         partition, offset = await self.publisher.publish_request(
             {
                 "task_id": task_id,
@@ -110,7 +144,7 @@ class Submitter:
                 "offset": offset,
             },
         )
-        return _accepted(task_id, "PENDING"), False
+        return _accepted(task_id, "PENDING")
 
     async def accept_document(
         self, submission: Submission, store: BlobStore
@@ -130,6 +164,12 @@ class Submitter:
             return await self.task_state.get(task_id)
         except TaskNotFound:
             return None
+
+
+def _conflict(submission: Submission) -> IdempotencyConflict:
+    return IdempotencyConflict(
+        f"Idempotency-Key {submission.idempotency_key!r} was used for another request"
+    )
 
 
 def check_destination(deliver_to: str | None, settings: DeliverySettings) -> None:

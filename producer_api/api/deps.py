@@ -51,7 +51,7 @@ async def _settings(request: Request) -> ApiSettings:
 
 async def _submitter(request: Request) -> Submitter:
     state = request.app.state
-    return Submitter(state.publisher, state.task_state, state.delivery)
+    return Submitter(state.publisher, state.task_state, state.delivery, state.in_flight)
 
 
 async def _admission(request: Request, caller: CallerDep) -> Caller:
