@@ -74,6 +74,12 @@ def test_each_worker_answers_for_tasks_the_other_owns(kafka: KafkaSettings, tmp_
         owned = wait_for_split([port_1, port_2], second)
         with pipeline.client() as client:
             task_ids = submit_similarity_tasks(client, TASKS, "routing")
+            # Ids are random: with 12, one worker has no task of the other's partitions
+            # in about 1 run of 130. Add tasks until each has one (bounded).
+            for more in range(5):
+                if all(any(task_partition(t) not in owned[p] for t in task_ids) for p in owned):
+                    break
+                task_ids += submit_similarity_tasks(client, TASKS, f"routing {more}")
             views = {t: wait_for_state(client, t, FINAL) for t in task_ids}
         answers = {(t, port): query(port, t) for t in task_ids for port in (port_1, port_2)}
         owned_after = {port: wait_healthy(port, second)["partitions"] for port in owned}
