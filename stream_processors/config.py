@@ -40,6 +40,9 @@ class ProcessorSettings(BaseSettings):
     # tasks in the bench, on its way to gigabytes for a week of tasks).
     rocksdb_write_buffer_mib: int = Field(default=4, ge=1)
     rocksdb_block_cache_mib: int = Field(default=8, ge=1)
+    # Unfinished tasks whose decoded state stays in memory beside RocksDB (each is
+    # read and rewritten at every event and query until it ends; a few KiB each).
+    unfinished_states_in_memory: int = Field(default=4096, ge=0)
     data_dir: Path = Field(default_factory=lambda: cache_root() / "processor")
     read_your_writes_timeout_s: float = Field(default=5.0, ge=0)
     producer_linger_s: float = Field(default=0.01, ge=0)

@@ -2,7 +2,10 @@
 
 Sent with Faust's producer, which Faust flushes before it commits the source
 offsets: a state change applied by the agent is published at least once, and
-a replay publishes the same state again (harmless on a compacted topic).
+a replay publishes the same state again (harmless on a compacted topic). The
+records go to the producer itself, not through ``Topic.send``: the key and value
+are bytes already, and Faust's per-message future, callbacks and serializer
+lookups were half the cost of publishing.
 """
 
 from __future__ import annotations
@@ -36,11 +39,8 @@ async def publish_state_change(state: Mapping[str, Any], source_headers: Headers
     """Queue a task's new state on the task-state topic, in the trace of its source event."""
     task_id = state["task_id"]
     trace = child_traceparent(header_value(_as_list(source_headers), "traceparent"))
-    await task_state_topic.send(
-        key=task_id.encode(),
-        value=encode_state_changed(state, task_state_topic.get_topic_name()),
-        headers=_headers(task_id, trace),
-    )
+    topic = task_state_topic.get_topic_name()
+    await _send(task_id, encode_state_changed(state, topic), _headers(task_id, trace))
 
 
 def learn_state_schema_id() -> None:
@@ -61,14 +61,16 @@ async def publish_tombstones(task_ids: Iterable[str]) -> None:
     this, so a crash in between expires (and publishes) it again. A tombstone's
     headers still name the topic's schema and the task.
     """
-    pending = [
-        await task_state_topic.send(
-            key=task_id.encode(), value=None, headers=_headers(task_id, None)
-        )
-        for task_id in task_ids
-    ]
+    pending = [await _send(task_id, None, _headers(task_id, None)) for task_id in task_ids]
     if pending:
         await asyncio.gather(*pending)
+
+
+async def _send(task_id: str, value: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
+    """Queue one record of the task-state topic; the answer resolves once the broker has it."""
+    return await app.producer.send(
+        task_state_topic.get_topic_name(), task_id.encode(), value, None, None, headers
+    )
 
 
 def _headers(task_id: str, traceparent: str | None) -> list[tuple[str, bytes]]:

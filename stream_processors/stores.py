@@ -8,9 +8,17 @@ every recorded webhook attempt was lost and deliveries stayed ``pending``.
 Here a key written outside a stream goes to its own partition: murmur2 of the
 raw task id, the partition the producers chose and the one its changelog
 record goes to (``tables.set_outside_stream``).
+
+A store may also keep the decoded values it last wrote or read, for the values
+a predicate picks (the task-state table: tasks not yet finished, each read and
+rewritten a few times within a second or so, then rarely again), bounded in
+count. A value is never changed in place, so one object can answer every read.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiokafka.partitioner import murmur2
 from faust.stores import rocksdb
@@ -25,7 +33,76 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 
 class TaskRocksDBStore(rocksdb.Store):
-    """Faust's RocksDB store for tables keyed by task id, writable outside a stream."""
+    """Faust's RocksDB store for tables keyed by task id, writable outside a stream.
+
+    With ``keep`` and ``kept_max``, the decoded values for which ``keep`` is true
+    stay in memory (at most ``kept_max``, the oldest written or read leave first):
+    such a read costs neither a RocksDB lookup nor a JSON decode. Everything that
+    writes the databases without ``__setitem__`` (changelog recovery, standby
+    replicas, partitions revoked) forgets what it touches.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        keep: Callable[[Any], bool] | None = None,
+        kept_max: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._keep = keep if kept_max > 0 else None
+        self._kept_max = kept_max
+        self._kept: dict[bytes, Any] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        if self._keep is None:
+            return super().__getitem__(key)
+        encoded = self._encode_key(key)
+        value = self._kept.get(encoded)
+        if value is None:
+            raw = self._get(encoded)
+            if raw is None:
+                raise KeyError(key)
+            value = self._decode_value(raw)
+            self._remember(encoded, value)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if self._keep is None:
+            return super().__setitem__(key, value)
+        encoded = self._encode_key(key)
+        self._set(encoded, self._encode_value(value))
+        self._kept.pop(encoded, None)
+        self._remember(encoded, value)
+        return None
+
+    def __delitem__(self, key: Any) -> None:
+        encoded = self._encode_key(key)
+        self._kept.pop(encoded, None)
+        self._del(encoded)
+
+    def _remember(self, encoded: bytes, value: Any) -> None:
+        if self._keep is None or not self._keep(value):
+            return
+        if len(self._kept) >= self._kept_max:
+            del self._kept[next(iter(self._kept))]
+        self._kept[encoded] = value
+
+    def apply_changelog_batch(
+        self, batch: Iterable[Any], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
+    ) -> None:
+        events = list(batch)
+        for event in events:
+            self._kept.pop(event.message.key, None)
+        super().apply_changelog_batch(events, to_key, to_value)
+
+    def revoke_partitions(self, table: Any, tps: Any) -> None:
+        self._kept.clear()
+        super().revoke_partitions(table, tps)
+
+    def reset_state(self) -> None:
+        self._kept.clear()
+        super().reset_state()
 
     def _set(self, key: bytes, value: bytes | None) -> None:
         event = current_event()

@@ -10,13 +10,14 @@ All are keyed by task id and co-partitioned with the task topics.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
 from faust.types import StoreT
 from yarl import URL
 
+from schemas.states import TERMINAL_STATES
 from stream_processors.app import app, processor_settings, topic_settings
 from stream_processors.stores import TaskRocksDBStore, key_partition
 
@@ -40,7 +41,21 @@ class TaskTable(faust.Table):
     Faust derives a table's key serializer from its key type, json for ``str``:
     the changelog would hold ``"<id>"`` and table routing would hash that, not
     the id the producers hashed, so queries went to a worker not owning the task.
+
+    On RocksDB, the values ``keep_values`` picks stay decoded in memory, at most
+    ``kept_max`` (see ``TaskRocksDBStore``).
     """
+
+    def __init__(
+        self,
+        *args: Any,
+        keep_values: Callable[[Any], bool] | None = None,
+        kept_max: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        self.keep_values = keep_values
+        self.kept_max = kept_max
+        super().__init__(*args, **kwargs)
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The key's value, in one store lookup. Faust's ``get`` asks the store
@@ -68,10 +83,12 @@ class TaskTable(faust.Table):
             value_type=self.value_type,
             loop=self.loop,
             options=self.options,
+            keep=self.keep_values,
+            kept_max=self.kept_max,
         )
 
 
-def _task_table(name: str, help: str) -> TaskTable:
+def _task_table(name: str, help: str, **kept: Any) -> TaskTable:
     table = TaskTable(
         app,
         name=name,
@@ -83,6 +100,7 @@ def _task_table(name: str, help: str) -> TaskTable:
         options=processor_settings.rocksdb_options(),
         beacon=app.tables.beacon,
         help=help,
+        **kept,
     )
     app.tables.add(table)
     return table
@@ -91,7 +109,20 @@ def _task_table(name: str, help: str) -> TaskTable:
 # Entries a table scan reads between two turns of the event loop.
 SCAN_CHUNK = 100
 
-task_states = _task_table("task-state", "Latest state of every task, keyed by task id")
+
+def _unfinished(state: Any) -> bool:
+    return state.get("state") not in TERMINAL_STATES
+
+
+# A task not yet finished is read and rewritten a few times within a second or so
+# (each event, each query): its state stays decoded in memory. A finished one is
+# read once more by its long-poll, which the write hands its state (``waiters``).
+task_states = _task_table(
+    "task-state",
+    "Latest state of every task, keyed by task id",
+    keep_values=_unfinished,
+    kept_max=processor_settings.unfinished_states_in_memory,
+)
 expired_tasks = _task_table(
     "expired-tasks", "When each recently expired task expired (epoch ms), keyed by task id"
 )

@@ -157,8 +157,8 @@ async def _first_sight(task_id: str, partition: int, written: int | None) -> dic
     wakes us. If it does not come soon: with the request's offset (``written``),
     wait until the agent is past it; without, ask the broker whether the table
     has applied every request (read-your-writes), which costs two round trips."""
-    if await wait_for_change(task_id, FIRST_SIGHT_WAIT_S):
-        return task_states.get(task_id)
+    if change := await wait_for_change(task_id, FIRST_SIGHT_WAIT_S):
+        return change.state or task_states.get(task_id)
     if written is not None:
         await request_applied(task_id, partition, written)
         return task_states.get(task_id)
@@ -179,9 +179,9 @@ async def _await_change(
     deadline = time.monotonic() + wait_s
     while state["state"] not in TERMINAL_STATES and (since is None or state["updated_at"] == since):
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not await wait_for_change(task_id, remaining):
+        if remaining <= 0 or not (change := await wait_for_change(task_id, remaining)):
             break
-        state = task_states.get(task_id) or state
+        state = change.state or task_states.get(task_id) or state
         if since is not None:
             break
     return state

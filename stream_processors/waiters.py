@@ -1,27 +1,52 @@
 """Queries waiting for a task to change (long-poll), woken when the table changes.
 
 The agent that writes the task-state table calls :func:`notify_changed` after
-each write; a view that long-polls awaits :func:`wait_for_change`. Nothing here
-touches Kafka or the table: it is a registry of asyncio events by task id, local
-to this worker (queries are routed to the worker that owns the task, which is
-also the worker whose agent writes it).
+each write, with the state it wrote; a view that long-polls awaits
+:func:`wait_for_change`, which answers that state, so the woken query need not
+read back what was just written. Nothing here touches Kafka or the table: it is
+a registry of waiting queries by task id, local to this worker (queries are
+routed to the worker that owns the task, which is also the worker whose agent
+writes it).
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import Gauge
 
-__all__ = ["QUERIES_WAITING", "notify_changed", "wait_for_change", "waiting_count", "wake_all"]
+__all__ = [
+    "QUERIES_WAITING",
+    "Change",
+    "notify_changed",
+    "wait_for_change",
+    "waiting_count",
+    "wake_all",
+]
 
-_waiting: dict[str, set[asyncio.Event]] = {}
+
+@dataclass(eq=False)
+class Change:
+    """A waiting query, once woken: ``state`` is the task's latest state written
+    before the query resumed, or None when woken without one (``wake_all``)."""
+
+    state: dict[str, Any] | None = None
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def notify_changed(task_id: str) -> None:
-    """Wake every query waiting on ``task_id``; cheap when nobody waits."""
-    for event in _waiting.pop(task_id, ()):
-        event.set()
+_waiting: dict[str, set[Change]] = {}
+
+
+def notify_changed(task_id: str, state: dict[str, Any] | None = None) -> None:
+    """Wake every query waiting on ``task_id`` and hand it ``state``; cheap when
+    nobody waits. A query stays registered until it resumes, so a second write
+    before then hands it the newer state."""
+    for change in _waiting.get(task_id, ()):
+        if state is not None:
+            change.state = state
+        change.woken.set()
 
 
 def wake_all() -> None:
@@ -30,31 +55,31 @@ def wake_all() -> None:
         notify_changed(task_id)
 
 
-async def wait_for_change(task_id: str, timeout_s: float) -> bool:
-    """Wait until ``task_id`` changes or ``timeout_s`` passes; True if it changed.
+async def wait_for_change(task_id: str, timeout_s: float) -> Change | None:
+    """Wait until ``task_id`` changes or ``timeout_s`` passes: the change, or None.
 
     Registers before its first ``await``, so a caller that read the table and
     then calls this cannot miss a change written in between.
     """
-    event = asyncio.Event()
-    _waiting.setdefault(task_id, set()).add(event)
+    change = Change()
+    _waiting.setdefault(task_id, set()).add(change)
     try:
         async with asyncio.timeout(max(0.0, timeout_s)):
-            await event.wait()
-        return True
+            await change.woken.wait()
+        return change
     except TimeoutError:
-        return False
+        return None
     finally:
         waiters = _waiting.get(task_id)
         if waiters is not None:
-            waiters.discard(event)
+            waiters.discard(change)
             if not waiters:
                 del _waiting[task_id]
 
 
 def waiting_count() -> int:
     """How many queries wait right now."""
-    return sum(len(events) for events in _waiting.values())
+    return sum(len(changes) for changes in _waiting.values())
 
 
 QUERIES_WAITING = Gauge(

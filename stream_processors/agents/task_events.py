@@ -97,7 +97,7 @@ async def _store(task_event: TaskEvent, headers: Headers) -> None:
     if new_state is not None:
         task_states[task_event.task_id] = new_state
         count_change(task_event.task_id, current, new_state)
-        notify_changed(task_event.task_id)
+        notify_changed(task_event.task_id, new_state)
         _observe(new_state)
         await publish_state_change(new_state, headers)
         # One INFO line per task, when it ends (as Celery's "succeeded in"); the

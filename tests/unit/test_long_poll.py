@@ -26,22 +26,36 @@ async def test_a_write_wakes_the_queries_waiting_on_that_task_only() -> None:
     other = asyncio.create_task(wait_for_change("other", 0.2))
     await asyncio.sleep(0)  # both registered
     assert waiting_count() == 2
-    notify_changed(TASK_ID)
-    assert await asyncio.wait_for(mine, 1) is True
-    assert await other is False
+    notify_changed(TASK_ID, _state("RUNNING", 2))
+    change = await asyncio.wait_for(mine, 1)
+    assert change is not None and change.state == _state("RUNNING", 2)
+    assert await other is None
     assert waiting_count() == 0
 
 
 async def test_a_wait_without_a_write_times_out() -> None:
-    assert await wait_for_change(TASK_ID, 0.05) is False
+    assert await wait_for_change(TASK_ID, 0.05) is None
     assert waiting_count() == 0
+
+
+async def test_a_query_woken_twice_before_it_resumes_gets_the_later_state() -> None:
+    """Two events of a task applied in one turn of the agent: the query must not
+    answer the first as the task's latest state."""
+    waiting = asyncio.create_task(wait_for_change(TASK_ID, 5))
+    await asyncio.sleep(0)
+    notify_changed(TASK_ID, _state("RUNNING", 2))
+    notify_changed(TASK_ID, _state("SUCCESS", 3))
+    wake_all()  # a wake without a state keeps the state handed over
+    change = await asyncio.wait_for(waiting, 1)
+    assert change is not None and change.state == _state("SUCCESS", 3)
 
 
 async def test_wake_all_answers_every_waiting_query() -> None:
     waits = [asyncio.create_task(wait_for_change(f"t{i}", 5)) for i in range(3)]
     await asyncio.sleep(0)
     wake_all()
-    assert await asyncio.wait_for(asyncio.gather(*waits), 1) == [True, True, True]
+    changes = await asyncio.wait_for(asyncio.gather(*waits), 1)
+    assert [change is not None and change.state for change in changes] == [None, None, None]
 
 
 @pytest.fixture
@@ -51,10 +65,12 @@ def table(monkeypatch: pytest.MonkeyPatch) -> dict:
     return fake
 
 
-async def _write_later(table: dict, state: dict, delay_s: float = 0.05) -> None:
+async def _write_later(
+    table: dict, state: dict, delay_s: float = 0.05, hand_over: bool = False
+) -> None:
     await asyncio.sleep(delay_s)
     table[TASK_ID] = state
-    notify_changed(TASK_ID)
+    notify_changed(TASK_ID, state if hand_over else None)
 
 
 async def test_the_view_answers_when_the_task_becomes_terminal(table: dict) -> None:
@@ -64,6 +80,17 @@ async def test_the_view_answers_when_the_task_becomes_terminal(table: dict) -> N
     answer = await asyncio.wait_for(views._await_change(TASK_ID, table[TASK_ID], 5, None), 2)
     await asyncio.gather(writer, final)
     assert answer["state"] == "SUCCESS"
+
+
+async def test_the_view_answers_the_state_the_write_handed_over_without_reading_it(
+    table: dict,
+) -> None:
+    table[TASK_ID] = _state("PENDING", 1)
+    final = asyncio.create_task(_write_later({}, _state("SUCCESS", 3), hand_over=True))
+    answer = await asyncio.wait_for(views._await_change(TASK_ID, table[TASK_ID], 5, None), 2)
+    await final
+    assert answer["state"] == "SUCCESS"
+    assert table[TASK_ID]["state"] == "PENDING"  # the view did not read the table
 
 
 async def test_the_view_with_since_answers_at_the_next_change(table: dict) -> None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import faust
 import pytest
@@ -124,3 +125,90 @@ def test_each_rocksdb_database_of_the_task_tables_has_bounded_memory(
     monkeypatch.setenv("PROCESSOR_ROCKSDB_BLOCK_CACHE_MIB", "64")
     sized = ProcessorSettings().rocksdb_options()
     assert (sized["write_buffer_size"], sized["block_cache_size"]) == (16 * mib, 64 * mib)
+
+
+def kept_table(data_dir: str | Path, kept_max: int = 2) -> TaskTable:
+    """A task table keeping unfinished values in memory, as ``task_states`` does."""
+    app = faust.App("store-test", store="rocksdb://", datadir=str(data_dir), autodiscover=False)
+    return TaskTable(
+        app,
+        name="task-state",
+        default=None,
+        key_type=str,
+        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+        partitions=PARTITIONS,
+        keep_values=lambda value: value["state"] != "SUCCESS",
+        kept_max=kept_max,
+    )
+
+
+def _count_reads(store: TaskRocksDBStore, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    reads: list[bytes] = []
+    real_get = store._get
+    monkeypatch.setattr(store, "_get", lambda key: reads.append(key) or real_get(key))
+    return reads
+
+
+def test_unfinished_values_are_read_from_memory_and_finished_ones_from_rocksdb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = kept_table(tmp_path)
+    store = table.data
+    reads = _count_reads(store, monkeypatch)
+    store[TASK_ID] = {"state": "RUNNING"}
+    assert table.get(TASK_ID) == {"state": "RUNNING"}
+    assert table.get(TASK_ID) is table.get(TASK_ID)  # one decoded value answers every read
+    assert reads == []
+    store[TASK_ID] = {"state": "SUCCESS"}
+    assert table.get(TASK_ID) == {"state": "SUCCESS"}
+    assert table.get(TASK_ID) == {"state": "SUCCESS"}
+    assert reads == [TASK_ID.encode()] * 2
+    assert TASK_ID.encode() not in store._kept
+    del store[TASK_ID]
+    assert table.get(TASK_ID) is None
+
+
+def test_memory_keeps_at_most_kept_max_values_and_rocksdb_keeps_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = kept_table(tmp_path, kept_max=2)
+    store = table.data
+    for n in range(3):
+        store[f"task-{n}"] = {"state": "PENDING", "n": n}
+    assert list(store._kept) == [b"task-1", b"task-2"]  # the oldest left first
+    reads = _count_reads(store, monkeypatch)
+    assert table.get("task-0") == {"state": "PENDING", "n": 0}  # from RocksDB, kept again
+    assert reads == [b"task-0"]
+    assert list(store._kept) == [b"task-2", b"task-0"]
+
+
+def test_writes_that_bypass_the_table_are_not_answered_from_memory(tmp_path: Path) -> None:
+    """A standby replica or a recovery applies changelog records straight to
+    RocksDB; a revoked partition may come back with other writes applied."""
+    table = kept_table(tmp_path)
+    store = table.data
+    store[TASK_ID] = {"state": "PENDING"}
+    partition = key_partition(TASK_ID.encode(), PARTITIONS)
+    record = SimpleNamespace(
+        key=TASK_ID.encode(),
+        value=b'{"state": "RUNNING"}',
+        partition=partition,
+        tp=faust.types.TP("store-test-task-state-changelog", partition),
+        offset=7,
+    )
+    store.apply_changelog_batch([SimpleNamespace(message=record)], None, None)
+    assert table.get(TASK_ID) == {"state": "RUNNING"}
+    store[TASK_ID] = {"state": "RUNNING", "progress": 0.5}
+    store.revoke_partitions(table, set())
+    assert store._kept == {}
+    assert table.get(TASK_ID) == {"state": "RUNNING", "progress": 0.5}
+
+
+def test_the_task_state_table_keeps_unfinished_states_in_memory() -> None:
+    from stream_processors.tables import expired_tasks, task_states
+
+    store = task_states._new_store_by_url("rocksdb://")
+    assert store._kept_max == ProcessorSettings().unfinished_states_in_memory > 0
+    assert store._keep is not None
+    assert store._keep({"state": "RUNNING"}) and not store._keep({"state": "FAILED"})
+    assert expired_tasks._new_store_by_url("rocksdb://")._keep is None
