@@ -77,13 +77,22 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def skip_unused_model_imports() -> None:
-    """The model package depends on sentence-transformers, which installs
-    scikit-learn; transformers then imports it (and the SciPy modules it needs)
-    with its model classes, for assisted generation only. The worker never uses
-    it: a None entry makes importlib report the package missing, which saves
-    ~1.2 s of every (re)start and ~70 MiB of RSS per worker. Call it before the
-    model is imported."""
+    """Packages the worker never uses, marked missing before the model is imported
+    (a None entry makes importlib report a package missing). Call it first.
+
+    - scikit-learn: the model package depends on sentence-transformers, which
+      installs it; transformers then imports it (and the SciPy modules it needs)
+      with its model classes, for assisted generation only: ~1.2 s of every
+      (re)start and ~70 MiB of RSS per worker.
+    - Triton, without a GPU: transformers' model classes import torch._dynamo,
+      which imports Triton when installed (the PyPI torch depends on it). It
+      compiles GPU kernels; on the CPU it is ~65 MiB of RSS per worker for nothing.
+    """
     sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
+    import torch
+
+    if not torch.cuda.is_available():
+        sys.modules.setdefault("triton", None)  # type: ignore[arg-type]
 
 
 def _worker(_: argparse.Namespace) -> int:
