@@ -30,7 +30,7 @@ INFERENCE_SECONDS = Histogram(
 # Where a batch's time goes, so the next regression shows its stage.
 STAGE_SECONDS = Histogram(
     "asyncarch_worker_stage_seconds",
-    "Wall time of one batch's stage: decode, cancel_check, forward, produce, commit",
+    "Wall time of one batch's stage: decode, cancel_check, forward, trim_heap, produce, commit",
     ["stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

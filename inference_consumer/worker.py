@@ -36,6 +36,7 @@ from inference_consumer.committer import (
 )
 from inference_consumer.config import WorkerSettings
 from inference_consumer.emitter import EventEmitter
+from inference_consumer.heap import heap_trimmer
 from inference_consumer.inference import RetryPolicy, TaskOutcome, run_with_retries
 from inference_consumer.metrics import (
     BATCH_SIZE,
@@ -94,6 +95,7 @@ class InferenceWorker:
         self.retry_policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_ms / 1000)
         self._revoked: set[tuple[str, int]] = set()
         self._registry_backoff = Backoff(REGISTRY_RETRY_INITIAL_S, REGISTRY_RETRY_MAX_S)
+        self._trim_heap = heap_trimmer() if settings.trim_heap else None
         self._running = True
 
     def _consumer_config(self) -> dict[str, Any]:
@@ -228,7 +230,11 @@ class InferenceWorker:
         with stage("cancel_check"):
             decoded = self._without_cancelled(decoded)
         self._progress_sent.clear()
-        return FinishedBatch(batch, decoded, self._infer(decoded), undecodable)
+        outcomes = self._infer(decoded)
+        if self._trim_heap is not None:
+            with stage("trim_heap"):
+                self._trim_heap()
+        return FinishedBatch(batch, decoded, outcomes, undecodable)
 
     def _settle(self, next_batch: FinishedBatch | None = None) -> bool:
         """Wait for the transaction in flight. If it aborted, rewind to its batch and
