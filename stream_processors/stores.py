@@ -110,6 +110,23 @@ class TaskRocksDBStore(rocksdb.Store):
             # Inside the agent the changelog record goes to the event's partition.
             super()._set(key, value)
             return
-        partition = key_partition(key, self.table.partitions or self.app.conf.topic_partitions)
+        partition = self._partition_of(key)
         self._key_index[key] = partition
         self._db_for_partition(partition).put(key, value)
+
+    def _get(self, key: bytes) -> bytes | None:
+        """Outside a stream (queries, timers), only the key's own partition is read:
+        Faust's store tries the database of every partition for a key it has not
+        seen yet, which made each query for an unknown or new task 6 lookups."""
+        if current_event() is not None:
+            return super()._get(key)  # type: ignore[no-any-return]
+        db = self._dbs.get(self._partition_of(key))
+        return None if db is None else db.get(key)
+
+    def _contains(self, key: bytes) -> bool:
+        if current_event() is not None:
+            return super()._contains(key)  # type: ignore[no-any-return]
+        return self._get(key) is not None
+
+    def _partition_of(self, key: bytes) -> int:
+        return key_partition(key, self.table.partitions or self.app.conf.topic_partitions)

@@ -33,7 +33,7 @@ from stream_processors.catch_up import (
     request_applied,
     warm_up,
 )
-from stream_processors.delivery.deliveries import with_deliveries
+from stream_processors.delivery.deliveries import TARGETS, needs_delivery, with_deliveries
 from stream_processors.state_machine import TERMINAL_STATES
 from stream_processors.tables import (
     expired_tasks,
@@ -144,11 +144,19 @@ async def _local_task(  # type: ignore[no-untyped-def]
         state = await _first_sight(task_id, partition, written)
     if state is not None:
         state = await _await_change(task_id, state, wait_s, since)
-        return web.json(with_deliveries(state, webhook_deliveries.get(task_id)))
+        return web.json(with_deliveries(state, _deliveries(state)))
     if (expired_at := expired_tasks.get(task_id)) is not None:
         detail = f"task {task_id} finished and expired at {expired_at} (epoch ms)"
         return web.json({"detail": detail, "expired_at": expired_at}, status=410)
     return web.json({"detail": f"unknown task {task_id}"}, status=404)
+
+
+def _deliveries(state: dict[str, Any]) -> Any:
+    """The task's deliveries, looked up only for a task that has some (terminal, with
+    a target): most have none, and each lookup is a RocksDB read."""
+    if any(needs_delivery(state, target) for target in TARGETS):
+        return webhook_deliveries.get(state["task_id"])
+    return None
 
 
 async def _first_sight(task_id: str, partition: int, written: int | None) -> dict[str, Any] | None:

@@ -201,3 +201,24 @@ async def test_a_first_query_whose_offset_is_not_applied_in_time_gets_503(
     monkeypatch.setattr(catch_up.app, "rebalancing", False, raising=False)
     with pytest.raises(ServiceUnavailable):
         await asyncio.wait_for(views._first_sight(TASK_ID, 0, 41), 2)
+
+
+def test_the_view_looks_up_deliveries_only_for_a_task_that_has_some(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    looked_up: list[str] = []
+    deliveries = {TASK_ID: {"webhook": {"attempts": []}}}
+
+    class Table(dict):
+        def get(self, key: object, default: object = None) -> object:
+            looked_up.append(str(key))
+            return super().get(key, default)
+
+    monkeypatch.setattr(views, "webhook_deliveries", Table(deliveries))
+    plain = {**_state("SUCCESS", 3), "callback_url": None, "deliver_to": None}
+    assert views._deliveries(plain) is None
+    assert views._deliveries({**plain, "state": "RUNNING", "callback_url": "https://x"}) is None
+    assert looked_up == []
+    hooked = {**plain, "callback_url": "https://example.com/hook"}
+    assert views._deliveries(hooked) == deliveries[TASK_ID]
+    assert looked_up == [TASK_ID]

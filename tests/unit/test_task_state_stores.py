@@ -212,3 +212,37 @@ def test_the_task_state_table_keeps_unfinished_states_in_memory() -> None:
     assert store._keep is not None
     assert store._keep({"state": "RUNNING"}) and not store._keep({"state": "FAILED"})
     assert expired_tasks._new_store_by_url("rocksdb://")._keep is None
+
+
+class _CountingDb:
+    """A partition's database that records the keys read from it."""
+
+    def __init__(self, db: object, reads: list[tuple[int, bytes]], partition: int) -> None:
+        self.db, self.reads, self.partition = db, reads, partition
+
+    def get(self, key: bytes) -> bytes | None:
+        self.reads.append((self.partition, key))
+        return self.db.get(key)  # type: ignore[attr-defined, no-any-return]
+
+    def key_may_exist(self, key: bytes) -> bool:
+        self.reads.append((self.partition, key))
+        return self.db.key_may_exist(key)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_a_read_outside_a_stream_looks_in_the_keys_partition_only(tmp_path: Path) -> None:
+    """Faust's store tried every partition's database for a key it had not seen:
+    each query for a task not in the table yet was one lookup per partition."""
+    store = deliveries_table(tmp_path).data
+    for n in range(40):  # a database for every partition
+        store[f"task-{n}"] = {"n": n}
+    assert set(store._dbs) == set(range(PARTITIONS))
+    reads: list[tuple[int, bytes]] = []
+    store._dbs = {p: _CountingDb(db, reads, p) for p, db in store._dbs.items()}
+    store._key_index.clear()
+    assert store.get(TASK_ID) is None
+    assert TASK_ID not in store
+    assert store["task-7"] == {"n": 7}
+    own = key_partition(TASK_ID.encode(), PARTITIONS)
+    assert reads == [(own, TASK_ID.encode())] * 2 + [
+        (key_partition(b"task-7", PARTITIONS), b"task-7")
+    ]
