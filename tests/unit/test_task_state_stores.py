@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import faust
 import pytest
@@ -36,16 +37,20 @@ WRITER = textwrap.dedent(
 )
 
 
-def deliveries_table(data_dir: str | Path, store: str = "rocksdb://") -> TaskTable:
-    """A task table like ``webhook_deliveries``, on its own app and data dir."""
+def deliveries_table(
+    data_dir: str | Path, store: str = "rocksdb://", name: str = "webhook-deliveries", **kept: Any
+) -> TaskTable:
+    """A task table like ``webhook_deliveries`` (or, with ``kept``, ``task_states``),
+    on its own app and data dir."""
     app = faust.App("store-test", store=store, datadir=str(data_dir), autodiscover=False)
     return TaskTable(
         app,
-        name="webhook-deliveries",
+        name=name,
         default=None,
         key_type=str,
         schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
         partitions=PARTITIONS,
+        **kept,
     )
 
 
@@ -129,14 +134,9 @@ def test_each_rocksdb_database_of_the_task_tables_has_bounded_memory(
 
 def kept_table(data_dir: str | Path, kept_max: int = 2) -> TaskTable:
     """A task table keeping unfinished values in memory, as ``task_states`` does."""
-    app = faust.App("store-test", store="rocksdb://", datadir=str(data_dir), autodiscover=False)
-    return TaskTable(
-        app,
+    return deliveries_table(
+        data_dir,
         name="task-state",
-        default=None,
-        key_type=str,
-        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
-        partitions=PARTITIONS,
         keep_values=lambda value: value["state"] != "SUCCESS",
         kept_max=kept_max,
     )
