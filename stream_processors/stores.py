@@ -120,8 +120,12 @@ class TaskRocksDBStore(rocksdb.Store):
         seen yet, which made each query for an unknown or new task 6 lookups."""
         if current_event() is not None:
             return super()._get(key)  # type: ignore[no-any-return]
-        db = self._dbs.get(self._partition_of(key))
-        return None if db is None else db.get(key)
+        partition = self._partition_of(key)
+        db = self._dbs.get(partition)
+        value = None if db is None else db.get(key)
+        if value is not None:
+            self._key_index[key] = partition  # as Faust's: a later delete finds the one database
+        return value  # type: ignore[no-any-return]
 
     def _contains(self, key: bytes) -> bool:
         if current_event() is not None:

@@ -246,3 +246,5 @@ def test_a_read_outside_a_stream_looks_in_the_keys_partition_only(tmp_path: Path
     assert reads == [(own, TASK_ID.encode())] * 2 + [
         (key_partition(b"task-7", PARTITIONS), b"task-7")
     ]
+    # A key read is indexed, as Faust's store does: its delete goes to its one database.
+    assert store._key_index[b"task-7"] == key_partition(b"task-7", PARTITIONS)
