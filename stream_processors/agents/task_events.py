@@ -89,10 +89,10 @@ def _decode_now(topic: str, value: bytes) -> TaskEvent:
 
 
 async def _store(task_event: TaskEvent, headers: Headers) -> None:
-    if task_event.task_id in expired_tasks:
+    current = task_states.get(task_event.task_id)
+    if _maybe_expired(current) and task_event.task_id in expired_tasks:
         # A late or replayed event of an expired task must not bring it back.
         return
-    current = task_states.get(task_event.task_id)
     new_state = apply(current, task_event)
     if new_state is not None:
         task_states[task_event.task_id] = new_state
@@ -107,6 +107,12 @@ async def _store(task_event: TaskEvent, headers: Headers) -> None:
             level, "task state", extra={"task_id": task_event.task_id, "state": new_state["state"]}
         )
     schedule_deliveries(new_state or current)
+
+
+def _maybe_expired(current: dict[str, Any] | None) -> bool:
+    """Whether the task may be among the expired: only finished tasks expire, so
+    one under way (most events: RUNNING, its result) needs no second lookup."""
+    return current is None or current["state"] in TERMINAL_STATES
 
 
 def _observe(state: dict[str, Any]) -> None:

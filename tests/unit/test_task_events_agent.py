@@ -167,6 +167,31 @@ async def test_an_expired_task_is_not_brought_back(captured: Captured) -> None:
     assert captured.published == captured.changelog == captured.webhooks == []
 
 
+async def test_only_a_new_or_finished_task_is_looked_up_among_the_expired(
+    captured: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only finished tasks expire: the events of a task under way need no lookup."""
+    task_id, lookups = new_task_id(), []
+    contains = type(expired_tasks).__contains__
+
+    def counted(table: Any, key: object) -> bool:
+        if table is expired_tasks:
+            lookups.append(key)
+        return contains(table, key)
+
+    monkeypatch.setattr(type(expired_tasks), "__contains__", counted)
+    async with apply_task_events.test_context() as agent:
+        await send(agent, captured, REQUESTS, request(task_id), task_id)  # new: looked up
+        await send(agent, captured, STATUS, running(task_id), task_id)
+        await send(agent, captured, RESULTS, result(task_id), task_id)
+        assert lookups == [task_id]
+        expired_tasks.data[task_id] = 5_000  # finished, and (as after a crash) also expired
+        await send(agent, captured, STATUS, running(task_id, at=4_000), task_id)
+
+    assert lookups == [task_id, task_id]
+    assert [s["state"] for s in captured.published] == ["PENDING", "RUNNING", "SUCCESS"]
+
+
 async def test_an_unavailable_registry_holds_the_event_until_it_answers(
     captured: Captured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
