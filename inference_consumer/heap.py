@@ -26,4 +26,8 @@ def heap_trimmer() -> Callable[[], None] | None:
         return None
     malloc_trim.argtypes = [ctypes.c_size_t]
     malloc_trim.restype = ctypes.c_int
-    return lambda: malloc_trim(0) and None
+
+    def trim() -> None:
+        malloc_trim(0)  # 1 when it released memory, 0 when there was none to release
+
+    return trim
