@@ -30,7 +30,9 @@ for chunk in chunks[:-1]:
 freed = rss_mib()
 trim = heap_trimmer()
 assert trim is not None and trim() is None
-print(json.dumps({"freed": freed, "trimmed": rss_mib()}))
+trimmed = rss_mib()
+assert trim() is None  # nothing left to release: still None
+print(json.dumps({"freed": freed, "trimmed": trimmed}))
 """
 
 
