@@ -31,6 +31,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
+from schemas.binary import compile_reader
 from schemas.exceptions import EventDecodeError, EventEncodeError, SchemaError
 from schemas.registry import SchemaRegistry, configured_registry, value_subject
 
@@ -148,6 +149,9 @@ class AvroCodec:
         self._writers = {w.fingerprint: w for w in (*writers, reader)}
         self._registered: dict[int, EventSchema] = {}
         self._union_branches = record_union_branches(reader.parsed)
+        # Events written with this very schema (all of ours but old versions) skip
+        # fastavro's per-value dispatch: see schemas/binary.py.
+        self._read_own = compile_reader(reader.parsed)
 
     @property
     def content_type(self) -> str:
@@ -203,9 +207,12 @@ class AvroCodec:
             writer, start = self._writer_of(data), _HEADER_LEN
         assert data is not None
         try:
-            record = fastavro.schemaless_reader(
-                io.BytesIO(data[start:]), writer.parsed, self.schema.parsed
-            )
+            if writer.fingerprint == self.schema.fingerprint and self._read_own is not None:
+                record, _ = self._read_own(bytes(data), start)
+            else:
+                record = fastavro.schemaless_reader(
+                    io.BytesIO(data[start:]), writer.parsed, self.schema.parsed
+                )
         except Exception as exc:  # truncated or garbage bodies raise many types
             raise EventDecodeError(f"{self.schema.name}: body does not decode: {exc}") from exc
         if not isinstance(record, dict):
