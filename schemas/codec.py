@@ -31,7 +31,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from schemas.binary import compile_reader
+from schemas.binary import Unfit, compile_reader, compile_writer
 from schemas.exceptions import EventDecodeError, EventEncodeError, SchemaError
 from schemas.registry import SchemaRegistry, configured_registry, value_subject
 
@@ -152,6 +152,7 @@ class AvroCodec:
         # Events written with this very schema (all of ours but old versions) skip
         # fastavro's per-value dispatch: see schemas/binary.py.
         self._read_own = compile_reader(reader.parsed)
+        self._write_own = compile_writer(reader.parsed)
 
     @property
     def content_type(self) -> str:
@@ -221,6 +222,13 @@ class AvroCodec:
 
     def _body(self, record: dict[str, Any]) -> bytes:
         record = self._name_union_branches(record)
+        if self._write_own is not None:
+            out = bytearray()
+            try:
+                self._write_own(record, out)
+                return bytes(out)
+            except Unfit:
+                pass  # fastavro writes it, or says what is wrong with it
         buffer = io.BytesIO()
         try:
             fastavro.schemaless_writer(
