@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import gc
 import json
 import os
 import signal
@@ -68,9 +69,29 @@ def _topics(_: argparse.Namespace) -> int:
     return 0
 
 
+def freeze_startup_objects() -> None:
+    """Move what the imports built (modules, classes, the app) out of the cyclic
+    garbage collector's sight, and collect the young generation less often.
+
+    Measured under a burst with the default thresholds, the API ran a full
+    collection every ~2,000 tasks, each ~100 ms with the event loop stopped,
+    scanning objects that live as long as the process; the processor ran a
+    young collection every ~45 tasks. Reference counting frees nearly all of
+    a request's garbage; the collector is only for cycles, and those still
+    get collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
+
+
+# Allocations between two young collections (Python's default: 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
 def _api(args: argparse.Namespace) -> int:
     from producer_api.main import main as api_main
 
+    freeze_startup_objects()
     flags = {"ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile}
     api_main(**{k: v for k, v in flags.items() if v is not None})
     return 0
@@ -99,6 +120,7 @@ def _worker(_: argparse.Namespace) -> int:
     skip_unused_model_imports()
     from inference_consumer.worker import main as worker_main
 
+    freeze_startup_objects()
     worker_main()
     return 0
 
@@ -106,6 +128,7 @@ def _worker(_: argparse.Namespace) -> int:
 def _processor(_: argparse.Namespace) -> int:
     from stream_processors.main import main as processor_main
 
+    freeze_startup_objects()
     processor_main()
     return 0
 

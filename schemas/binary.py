@@ -27,8 +27,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from fastavro._read import LOGICAL_READERS
-from fastavro._write import LOGICAL_WRITERS
+from fastavro.read import LOGICAL_READERS
+from fastavro.write import LOGICAL_WRITERS
 
 __all__ = ["Reader", "Unfit", "Writer", "compile_reader", "compile_writer"]
 
