@@ -136,11 +136,15 @@ _PRIMITIVES: dict[str, Reader] = {
 }
 
 
+def _logical_key(schema: dict[str, Any]) -> str:
+    """fastavro's key for the converters of a logical type compiled here."""
+    if schema["logicalType"] not in _LOGICAL or schema["type"] != "long":
+        raise _Unsupported(f"logical type {schema['logicalType']}")
+    return f"long-{schema['logicalType']}"
+
+
 def _logical(schema: dict[str, Any]) -> Reader:
-    logical = schema["logicalType"]
-    if logical not in _LOGICAL or schema["type"] != "long":
-        raise _Unsupported(f"logical type {logical}")
-    convert = LOGICAL_READERS[f"long-{logical}"]
+    convert = LOGICAL_READERS[_logical_key(schema)]
 
     def read(data: bytes, pos: int) -> tuple[Any, int]:
         value, pos = _long(data, pos)
@@ -356,10 +360,7 @@ _BRANCH_TYPES = {
 
 
 def _write_logical(schema: dict[str, Any]) -> Writer:
-    logical = schema["logicalType"]
-    if logical not in _LOGICAL or schema["type"] != "long":
-        raise _Unsupported(f"logical type {logical}")
-    convert = LOGICAL_WRITERS[f"long-{logical}"]
+    convert = LOGICAL_WRITERS[_logical_key(schema)]
     put = _integer("long")
 
     def write(value: Any, out: bytearray) -> None:

@@ -71,6 +71,29 @@ def _bodies(parsed: Any, count: int, seed: int) -> list[bytes]:
     return bodies
 
 
+def _result(**changes: Any) -> dict[str, Any]:
+    """A similarity result record: two short embeddings, unless changed."""
+    record = {
+        "task_id": "t1",
+        "kind": "similarity",
+        "output": {"similarity": 0.5, "embedding_a": [0.5], "embedding_b": [0.25]},
+        "model": {"name": "m", "revision": "r", "device": "cpu"},
+        "attempt": 1,
+        "worker": "w",
+        "duration_ms": 1.5,
+        "completed_at": 1_700_000_000_123,
+    }
+    return {**record, **changes}
+
+
+# A 384-float embedding, and floats at a float32's edges (inf: fastavro writes it too).
+EMBEDDINGS = {
+    "similarity": 0.25,
+    "embedding_a": [random.Random(1).uniform(-1, 1) for _ in range(384)],
+    "embedding_b": [1e-45, -0.0, float("inf"), 3.4e38],
+}
+
+
 @pytest.mark.parametrize("event_type", sorted(SCHEMA_FILES))
 def test_every_event_type_reads_as_fastavro_reads_it(event_type: str) -> None:
     parsed = load_schema(event_type).parsed
@@ -85,20 +108,7 @@ def test_every_event_type_reads_as_fastavro_reads_it(event_type: str) -> None:
 
 def test_a_similarity_result_reads_its_floats_as_fastavro_does() -> None:
     codec = codec_for("TaskResult")
-    record = {
-        "task_id": "t1",
-        "kind": "similarity",
-        "output": {
-            "similarity": 0.25,
-            "embedding_a": [random.Random(1).uniform(-1, 1) for _ in range(384)],
-            "embedding_b": [1e-45, -0.0, float("inf"), 3.4e38],
-        },
-        "model": {"name": "m", "revision": "r", "device": "cpu"},
-        "attempt": 1,
-        "worker": "w",
-        "duration_ms": 1.5,
-        "completed_at": 1_700_000_000_123,
-    }
+    record = _result(output=EMBEDDINGS)
     data = codec.encode(record)
     expected = fastavro.schemaless_reader(io.BytesIO(data[10:]), codec.schema.parsed)
     assert codec.decode(data) == expected
@@ -196,18 +206,11 @@ def test_every_event_type_writes_fastavros_bytes(event_type: str) -> None:
 
 def test_a_similarity_result_is_written_by_the_compiled_writer() -> None:
     codec = codec_for("TaskResult")
-    record = {
-        "task_id": "t1",
-        "kind": "similarity",
-        "output": {
-            "similarity": 0.25,
-            "embedding_a": [random.Random(1).uniform(-1, 1) for _ in range(384)],
-            "embedding_b": [1e-45, -0.0, float("inf"), 3.4e38],
-        },
-        "model": {"name": "m", "revision": "r", "device": "cpu"},
-        "duration_ms": 1.5,
-        "completed_at": datetime.datetime(2024, 1, 1, 0, 0, 0, 123000, tzinfo=datetime.UTC),
-    }  # attempt and worker left to their defaults
+    record = _result(
+        output=EMBEDDINGS,
+        completed_at=datetime.datetime(2024, 1, 1, 0, 0, 0, 123000, tzinfo=datetime.UTC),
+    )
+    del record["attempt"], record["worker"]  # left to their defaults
     out = bytearray()
     write = compile_writer(codec.schema.parsed)
     assert write is not None
@@ -227,15 +230,7 @@ def test_a_similarity_result_is_written_by_the_compiled_writer() -> None:
 )
 def test_values_it_cannot_vouch_for_are_written_by_fastavro(change: dict[str, Any]) -> None:
     codec = codec_for("TaskResult")
-    record = {
-        "task_id": "t1",
-        "kind": "similarity",
-        "output": {"similarity": 0.5, "embedding_a": [0.5], "embedding_b": [0.25]},
-        "model": {"name": "m", "revision": "r", "device": "cpu"},
-        "duration_ms": 1.5,
-        "completed_at": 1_700_000_000_123,
-        **change,
-    }
+    record = _result(**change)
     write = compile_writer(codec.schema.parsed)
     assert write is not None
     with pytest.raises(Unfit):
@@ -254,14 +249,6 @@ def test_values_it_cannot_vouch_for_are_written_by_fastavro(change: dict[str, An
 )
 def test_an_invalid_record_still_raises_an_encode_error(change: dict[str, Any]) -> None:
     codec = codec_for("TaskResult")
-    record = {
-        "task_id": "t1",
-        "kind": "similarity",
-        "output": {"similarity": 0.5, "embedding_a": [0.5], "embedding_b": [0.25]},
-        "model": {"name": "m", "revision": "r", "device": "cpu"},
-        "duration_ms": 1.5,
-        "completed_at": 1_700_000_000_123,
-        **change,
-    }
+    record = _result(**change)
     with pytest.raises(EventEncodeError):
         codec.encode(record)
