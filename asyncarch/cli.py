@@ -69,6 +69,10 @@ def _topics(_: argparse.Namespace) -> int:
     return 0
 
 
+# Allocations between two young collections (Python's default: 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
 def freeze_startup_objects() -> None:
     """Move what the imports built (modules, classes, the app) out of the cyclic
     garbage collector's sight, and collect the young generation less often.
@@ -82,10 +86,6 @@ def freeze_startup_objects() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
-
-
-# Allocations between two young collections (Python's default: 700).
-GC_YOUNG_THRESHOLD = 10_000
 
 
 def _api(args: argparse.Namespace) -> int:

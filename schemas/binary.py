@@ -50,11 +50,23 @@ class Unfit(Exception):
 
 def compile_reader(parsed: Any) -> Reader | None:
     """A reader of ``parsed`` (a fastavro-parsed schema), or None when unsupported."""
+    return _compiled(parsed, _compile)
+
+
+def _compiled(parsed: Any, compile_node: Callable[..., Any]) -> Any:
+    """``compile_node`` run on the whole of ``parsed``, or None when a node is unsupported."""
     named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
     try:
-        return _compile(parsed, named, frozenset())
+        return compile_node(parsed, named, frozenset())
     except _Unsupported:
         return None
+
+
+def _definition(name: str, named: dict[str, Any], within: frozenset[str]) -> Any:
+    """The definition of a named type referred to by name (none recursive here)."""
+    if name in within or name not in named:
+        raise _Unsupported(f"recursive or unknown type {name}")
+    return named[name]
 
 
 def _compile(schema: Any, named: dict[str, Any], within: frozenset[str]) -> Reader:
@@ -63,9 +75,7 @@ def _compile(schema: Any, named: dict[str, Any], within: frozenset[str]) -> Read
     if isinstance(schema, str):
         if schema in _PRIMITIVES:
             return _PRIMITIVES[schema]
-        if schema in within or schema not in named:
-            raise _Unsupported(f"recursive or unknown type {schema}")
-        return _compile(named[schema], named, within)
+        return _compile(_definition(schema, named, within), named, within)
     kind = schema["type"]
     if "logicalType" in schema:
         return _logical(schema)
@@ -242,22 +252,16 @@ _INT_RANGE = {"int": (-(2**31), 2**31), "long": (-(2**63), 2**63)}
 
 def compile_writer(parsed: Any) -> Writer | None:
     """A writer of ``parsed`` (a fastavro-parsed schema), or None when unsupported."""
-    named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
-    try:
-        return _compile_writer(parsed, named, frozenset())
-    except _Unsupported:
-        return None
+    return _compiled(parsed, _compile_writer)
 
 
 def _compile_writer(schema: Any, named: dict[str, Any], within: frozenset[str]) -> Writer:
     if isinstance(schema, list):
-        return _write_union(schema, [_compile_writer(b, named, within) for b in schema], named)
+        return _write_union(schema, [_compile_writer(b, named, within) for b in schema])
     if isinstance(schema, str):
         if schema in _PRIMITIVE_WRITERS:
             return _PRIMITIVE_WRITERS[schema]
-        if schema in within or schema not in named:
-            raise _Unsupported(f"recursive or unknown type {schema}")
-        return _compile_writer(named[schema], named, within)
+        return _compile_writer(_definition(schema, named, within), named, within)
     kind = schema["type"]
     if "logicalType" in schema:
         return _write_logical(schema)
@@ -387,14 +391,14 @@ def _write_record(fields: list[tuple[dict[str, Any], Writer]]) -> Writer:
     return write
 
 
-def _write_union(branches: list[Any], writers: list[Writer], named: dict[str, Any]) -> Writer:
+def _write_union(branches: list[Any], writers: list[Writer]) -> Writer:
     """A branch named by the codec (a ``(name, value)`` tuple), null for None, or the
     one branch of a ``["null", X]`` union whose Python type X takes as fastavro does."""
     names = {b["name"]: i for i, b in enumerate(branches) if isinstance(b, dict) and "name" in b}
     null = branches.index("null") if "null" in branches else None
     other = [i for i, b in enumerate(branches) if b != "null"]
     only = other[0] if len(branches) == 2 and null is not None else None
-    kind = _branch_kind(branches[only], named) if only is not None else None
+    kind = _branch_kind(branches[only]) if only is not None else None
 
     def write(value: Any, out: bytearray) -> None:
         if type(value) is tuple and len(value) == 2 and value[0] in names:
@@ -411,7 +415,7 @@ def _write_union(branches: list[Any], writers: list[Writer], named: dict[str, An
     return write
 
 
-def _branch_kind(branch: Any, named: dict[str, Any]) -> str | None:
+def _branch_kind(branch: Any) -> str | None:
     """The primitive a union branch holds, when a value's type alone tells it apart."""
     if isinstance(branch, str) and branch in _BRANCH_TYPES:
         return branch
