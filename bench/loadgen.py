@@ -29,6 +29,7 @@ __all__ = [
     "Target",
     "TaskRecord",
     "make_pairs",
+    "read_histories",
     "run_load",
     "stage_breakdown",
 ]
@@ -373,15 +374,27 @@ async def run_load(
 
         await asyncio.gather(*(client() for _ in range(clients)))
         ended, requests = time.monotonic(), http.requests
-        # Untimed and uncounted: what the report needs beyond the clients' own answers.
-        collect = getattr(target, "collect_histories", None)
-        if collect is not None:
-            await collect(http, [r.task_id for r in records if r.task_id and r.status])
     finally:
         await http.close()
     retries = getattr(target, "retries", 0)
     broken = getattr(target, "transport_retries", 0)
     return LoadResult(records, started, ended, clients, retries, requests, broken)
+
+
+async def read_histories(target: Target, base_url: str, records: list[TaskRecord]) -> None:
+    """Each finished task's history, for a target that keeps them (the stage breakdown).
+
+    Called after a run and after its CPU was read: these queries are not part of
+    the load, and counted in they added a GET per task to the API's and the
+    processor's CPU per task."""
+    collect = getattr(target, "collect_histories", None)
+    if collect is None:
+        return
+    http = Http(base_url, 16)
+    try:
+        await collect(http, [r.task_id for r in records if r.task_id and r.status])
+    finally:
+        await http.close()
 
 
 async def _one_task(

@@ -21,14 +21,53 @@ from pathlib import Path
 import psutil
 
 __all__ = [
+    "HostCpu",
     "ProcessSet",
     "RssSampler",
     "cpu_seconds",
     "free_port",
+    "host_cpu",
     "settled",
     "settled_twice",
     "wait_until",
 ]
+
+
+@dataclass(frozen=True)
+class HostCpu:
+    """The whole host's CPU seconds so far (all cores): busy, idle, and stolen by the
+    hypervisor for other guests."""
+
+    busy: float
+    idle: float
+    steal: float
+
+    def since(self, before: HostCpu) -> dict[str, float]:
+        """Cores busy, idle and stolen on average between ``before`` and this reading:
+        a stack that keeps every core busy is limited by its CPU per task, one that
+        leaves cores idle by something else (a wait, a bubble between stages)."""
+        seconds = (self.busy + self.idle + self.steal) - (before.busy + before.idle + before.steal)
+        cores = os.cpu_count() or 1
+        if seconds <= 0:
+            return {"cores": cores, "busy_cores": 0.0, "idle_cores": 0.0, "stolen_cores": 0.0}
+        per_core = seconds / cores
+        return {
+            "cores": cores,
+            "busy_cores": round((self.busy - before.busy) / per_core, 2),
+            "idle_cores": round((self.idle - before.idle) / per_core, 2),
+            "stolen_cores": round((self.steal - before.steal) / per_core, 2),
+        }
+
+
+def host_cpu() -> HostCpu:
+    """The host's CPU times now (``/proc/stat`` through psutil)."""
+    times = psutil.cpu_times()
+    steal = getattr(times, "steal", 0.0)
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    # Linux counts a guest's time in user time too; psutil lists it again apart.
+    guest = getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
+    busy = sum(times) - idle - steal - guest
+    return HostCpu(busy, idle, steal)
 
 
 def free_port() -> int:

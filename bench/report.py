@@ -127,6 +127,15 @@ def _load_note(results: dict[str, Any]) -> str:
         default=0.0,
     )
     note = f"Host load (1-min average) before→after each burst: {', '.join(sorted(loads))}."
+    busy = [
+        f"{r['stack']} {r['host_cpu']['busy_cores']:g} busy, "
+        f"{r['host_cpu']['idle_cores']:g} idle, {r['host_cpu']['stolen_cores']:g} stolen"
+        for r in results["runs"]
+        if "host_cpu" in r
+    ]
+    if busy:
+        cores = results["host"]["cpus"]
+        note += f" Cores during each burst, of {cores}: {'; '.join(busy)}."
     if peak > (results["host"]["cpus"] or 1):
         note += " **Above the CPU count: other work shared this machine; the numbers are noisy.**"
     return note

@@ -33,10 +33,11 @@ from bench.loadgen import (
     SeedTarget,
     Target,
     make_pairs,
+    read_histories,
     run_load,
     stage_breakdown,
 )
-from bench.procs import RssSampler, cpu_seconds, settled_twice
+from bench.procs import RssSampler, cpu_seconds, host_cpu, settled_twice
 from bench.stacks import CeleryStack, PipelineStack, kafka_broker
 from inference_consumer.model import SentenceEncoder
 
@@ -187,22 +188,25 @@ def _run_stack(
         config = ", ".join(f"{k}={v}" for k, v in stack.config.items())
         _say(f"{name} ({config}): {len(pairs)} tasks from {args.clients} clients")
         bound = _bound(args, len(pairs))
-        load_before, cpu_before = os.getloadavg()[0], _cpu(stack)
+        load_before, cpu_before, host_before = os.getloadavg()[0], _cpu(stack), host_cpu()
         burst = asyncio.run(
             run_load(burst_target, stack.base_url, pairs, args.clients, bound, sample)
         )
-        load_after, cpu_after = os.getloadavg()[0], _cpu(stack)
+        load_after, cpu_after, host_after = os.getloadavg()[0], _cpu(stack), host_cpu()
+        asyncio.run(read_histories(burst_target, stack.base_url, burst.records))
         single = None
         if unloaded:
             _say(f"{name}: {unloaded} tasks one at a time")
             single = asyncio.run(
                 run_load(single_target, stack.base_url, pairs[:unloaded], 1, 120.0, set())
             )
+            asyncio.run(read_histories(single_target, stack.base_url, single.records))
     entry = _entry(burst_target, stack, "burst", burst)
     outputs = {r.index: r.output for r in burst.records if r.index in sample and r.status}
     entry |= {"rss": rss.peaks(), "verify": verify_outputs(encoder, pairs, outputs)}
     entry["warm_up"] = warm_up
     entry["host_load_1m"] = {"before": round(load_before, 2), "after": round(load_after, 2)}
+    entry["host_cpu"] = host_after.since(host_before)
     done = max(1, entry["summary"]["succeeded"])
     entry["cpu_ms_per_task"] = {
         name: round((cpu_after[name] - cpu_before[name]) * 1000 / done, 2)

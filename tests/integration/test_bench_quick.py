@@ -60,6 +60,22 @@ def test_quick_bench_writes_results_and_loses_nothing(kafka: KafkaSettings, tmp_
         warm = run["warm_up"]  # --quick: one round of 8 tasks, measured per process
         assert warm["tasks_per_round"] == 8 and len(warm["cpu_ms_per_task"]) == 1, warm
         assert sum(warm["cpu_ms_per_task"][0].values()) > 0, warm
+        host = run["host_cpu"]  # the whole host's cores over the burst
+        assert host["cores"] == os.cpu_count() and host["busy_cores"] > 0, host
+        assert (
+            abs(host["busy_cores"] + host["idle_cores"] + host["stolen_cores"] - host["cores"])
+            < 0.1
+        ), host
+    pipeline_burst = next(
+        r for r in results["runs"] if (r["stack"], r["mode"]) == ("pipeline", "burst")
+    )
+    # The histories are read after the burst's CPU: every stage still has its figures.
+    assert set(pipeline_burst["stages_ms"]) == {
+        "api_202",
+        "pending_to_running",
+        "running_to_success",
+        "success_to_seen",
+    }, pipeline_burst["stages_ms"]
     assert set(results["ratios"]) == {
         "pipeline_over_ceiling_tasks_per_s",
         "pipeline_over_celery_tasks_per_s",
