@@ -6,9 +6,14 @@ timeout expires, so asking for a whole batch at once would hold a lone task
 for the full poll timeout. The batcher waits for one message, then drains
 what the client has already fetched without blocking, then lingers for
 stragglers. It lingers only after a batch of more than one message: a lone
-task on an idle worker runs at once, while under load a short linger makes
-batches (and so transactions, each a handful of broker requests) fewer and
-larger.
+task on an idle worker runs at once, while under load a linger makes batches
+(and so transactions, each a handful of broker requests, and forward passes)
+fewer and larger.
+
+The linger ends early when no straggler came for ``gap``: once every client
+that could send more is waiting for an answer, nothing more will come, and
+waiting on would only add latency. Under a burst stragglers keep coming, and
+the batch grows until ``max_wait`` or ``max_batch``.
 """
 
 from __future__ import annotations
@@ -29,9 +34,16 @@ class ConsumerFailed(Exception):
 
 
 def collect_batch(
-    consumer: Consumer, max_batch: int, max_wait_s: float, poll_timeout_s: float
+    consumer: Consumer,
+    max_batch: int,
+    max_wait_s: float,
+    poll_timeout_s: float,
+    gap_s: float | None = None,
 ) -> list[Message]:
     """Messages for one forward pass; empty if none arrived within ``poll_timeout_s``.
+
+    After what is queued, it waits for stragglers until ``max_wait_s`` has passed
+    since the first message, or (with ``gap_s``) until none came for ``gap_s``.
 
     The wait is bounded, so a loop built on it always returns to the consumer
     well within ``max.poll.interval.ms``.
@@ -48,7 +60,8 @@ def collect_batch(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        straggler = _valid(consumer.consume(1, timeout=remaining))
+        wait_s = remaining if gap_s is None else min(remaining, gap_s)
+        straggler = _valid(consumer.consume(1, timeout=wait_s))
         if not straggler:
             break
         batch.extend(straggler)

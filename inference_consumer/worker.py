@@ -180,6 +180,7 @@ class InferenceWorker:
             self.settings.max_batch,
             self._linger_s,
             self.settings.poll_timeout_ms / 1000,
+            self.settings.linger_gap_ms / 1000,
         )
         self._linger_s = linger_after(batch, self.settings.max_wait_ms / 1000)
         batch = self._without_revoked(batch)

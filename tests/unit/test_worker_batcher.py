@@ -57,3 +57,50 @@ def test_is_fatal() -> None:
     assert is_fatal(KafkaError(KafkaError._FATAL, FENCED))
     assert is_fatal(KafkaError(KafkaError.UNKNOWN_MEMBER_ID, "x", fatal=True))
     assert not is_fatal(KafkaError(KafkaError._TRANSPORT, "broker down"))
+
+
+class TimedConsumer:
+    """Messages that arrive at given times on a simulated clock: ``consume`` returns
+    what has arrived, waiting (in simulated time) at most ``timeout`` for the next."""
+
+    def __init__(self, arrivals: list[float]) -> None:
+        self.now = 0.0
+        self._arrivals = sorted(arrivals)
+
+    def clock(self) -> float:
+        return self.now
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        upcoming = self._arrivals[0] if self._arrivals else float("inf")
+        if upcoming > self.now:
+            self.now = min(self.now + timeout, upcoming)
+        arrived = [a for a in self._arrivals[:num_messages] if a <= self.now]
+        self._arrivals = self._arrivals[len(arrived) :]
+        return [FakeEvent() for _ in arrived]
+
+
+def _collect(
+    arrivals: list[float], max_wait_s: float, gap_s: float | None, monkeypatch: Any
+) -> tuple[int, float]:
+    """How many messages a batch took, and when (simulated) it was handed over."""
+    consumer = TimedConsumer(arrivals)
+    monkeypatch.setattr("inference_consumer.batcher.time.monotonic", consumer.clock)
+    batch = collect_batch(consumer, 32, max_wait_s, 0.1, gap_s)  # type: ignore[arg-type]
+    return len(batch), consumer.now
+
+
+def test_the_linger_ends_when_no_straggler_came_for_the_gap(monkeypatch: Any) -> None:
+    # Two stragglers 40 ms apart, then silence until 250 ms: every client is waiting.
+    arrivals = [0.0, 0.04, 0.08, 0.25]
+    size, handed_at = _collect(arrivals, 0.3, 0.06, monkeypatch)
+    assert (size, round(handed_at, 3)) == (3, 0.14)  # the last one + the 60 ms gap
+    # Without a gap the batch waits for the late one, and then the whole max_wait.
+    assert _collect(arrivals, 0.3, None, monkeypatch) == (4, 0.3)
+
+
+def test_stragglers_that_keep_coming_fill_the_batch_up_to_max_wait(monkeypatch: Any) -> None:
+    arrivals = [i * 0.02 for i in range(40)]  # one every 20 ms: a burst
+    size, handed_at = _collect(arrivals, 0.3, 0.06, monkeypatch)
+    assert size == 16 and round(handed_at, 3) == 0.3  # 0, 20, ..., 300 ms
+    # A full batch goes at once.
+    assert _collect([0.0] * 40, 0.3, 0.06, monkeypatch) == (32, 0.0)
