@@ -105,6 +105,43 @@ def test_a_wait_out_of_bounds_is_422_naming_it(idle: Pipeline, wait: str) -> Non
     assert [error["field"] for error in response.json()["errors"]] == ["wait"]
 
 
+def test_a_submit_whose_task_does_not_finish_within_its_wait_gets_202(idle: Pipeline) -> None:
+    with idle.client() as client:
+        started = time.monotonic()
+        held = client.post("/v1/tasks", json=SIMILARITY, headers={"Prefer": "wait=1"})
+        held_s = time.monotonic() - started
+        ignored = client.post("/v1/tasks", json=SIMILARITY, headers={"Prefer": "wait=soon"})
+        async_only = client.post("/v1/tasks", json=SIMILARITY, headers={"Prefer": "respond-async"})
+        pending = client.get(f"/v1/tasks/{held.json()['task_id']}")
+    assert held.status_code == 202, held.text  # no worker here: still PENDING after the wait
+    assert held.headers["Preference-Applied"] == "wait=1" and held_s >= 0.9, held_s
+    assert held.json()["status"] == "PENDING" and pending.json()["status"] == "PENDING"
+    for answer in (ignored, async_only):  # not a wait it understands: answered at once
+        assert answer.status_code == 202 and "Preference-Applied" not in answer.headers
+
+
+def test_a_submit_waiting_for_a_processor_that_is_gone_still_gets_its_202(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """The task was accepted before the wait began: losing the processor during the wait
+    must not turn that into an error, or the client would submit it again."""
+    pipeline = launch_pipeline(kafka, tmp_path, names=("processor", "api"))
+    try:
+        processor = pipeline.services.processes["processor"]
+        processor.kill()
+        processor.wait(10)
+        with pipeline.client() as client:
+            answer = client.post("/v1/tasks", json=SIMILARITY, headers={"Prefer": "wait=2"})
+        assert answer.status_code == 202, answer.text
+        task_id = answer.json()["task_id"]
+        assert answer.headers["Location"] == f"/v1/tasks/{task_id}"
+        assert (
+            "a submit's wait for its result ended without one" in (tmp_path / "api.log").read_text()
+        )
+    finally:
+        pipeline.services.stop()
+
+
 def test_a_long_poll_answers_as_soon_as_the_task_is_terminal(idle: Pipeline) -> None:
     with idle.client() as client:
         task_id = _submit(client)

@@ -89,6 +89,21 @@ def test_a_result_long_poll_answers_once_the_worker_finished(pipeline: Pipeline)
     assert elapsed < 25, elapsed  # answered by the change, not by the 30 s bound
 
 
+def test_a_submit_with_prefer_wait_answers_with_the_result(pipeline: Pipeline) -> None:
+    task = {"kind": "similarity", "inputs": {"item_a": "TV", "item_b": "Samsung TV"}}
+    with pipeline.client() as client:
+        answer = client.post("/v1/tasks", json=task, headers={"Prefer": "wait=30"}, timeout=60)
+        assert answer.status_code == 200, answer.text  # one request: accepted and finished
+        body = answer.json()
+        assert answer.headers["Preference-Applied"] == "wait=30"
+        assert answer.headers["Location"] == f"/v1/tasks/{body['task_id']}"
+        assert answer.headers["content-type"] == "application/json"
+        result = client.get(f"/v1/tasks/{body['task_id']}/result")
+    assert body["status"] == "SUCCESS" and body["kind"] == "similarity"
+    assert body == result.json()  # what GET .../result answers
+    assert -1.0 <= body["output"]["similarity"] <= 1.0
+
+
 def test_result_of_an_unfinished_or_unknown_task(pipeline: Pipeline) -> None:
     with pipeline.client() as client:
         unknown = client.get(f"/v1/tasks/{uuid.uuid4()}")

@@ -17,15 +17,23 @@ from producer_api.api.deps import (
     SubmitterDep,
     TaskStateDep,
 )
-from producer_api.exceptions import TaskAlreadyFinished
+from producer_api.exceptions import (
+    ProcessorUnavailable,
+    TaskAlreadyFinished,
+    TaskExpired,
+    TaskNotFound,
+)
 from producer_api.models import (
     TASK_REQUEST_BODY,
     TaskAccepted,
     TaskResultView,
     TaskStatusView,
 )
+from producer_api.prefer import preferred_wait_s
 from producer_api.problems import PROBLEM
+from producer_api.security import Caller
 from producer_api.submission import Submission, parse_json_task, read_document_form
+from producer_api.task_state import TaskStateClient
 from schemas.states import TERMINAL_STATES
 
 __all__ = ["router"]
@@ -58,6 +66,11 @@ SinceMs = Annotated[
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TaskAccepted,
     responses={
+        200: {
+            "model": TaskResultView,
+            "description": "With `Prefer: wait=S`: the task finished within S seconds; its "
+            "result, as `GET /v1/tasks/{id}/result` answers it",
+        },
         400: PROBLEM,
         401: PROBLEM,
         409: PROBLEM,
@@ -77,9 +90,21 @@ async def submit_task(
     settings: SettingsDep,
     store: BlobStoreDep,
     response: Response,
+    task_state: TaskStateDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> TaskAccepted:
-    """Accept a task (JSON, or multipart with a document) once Kafka acknowledged it."""
+    prefer: Annotated[
+        str | None,
+        Header(
+            max_length=1024,
+            description="RFC 7240. `wait=S` (0 to 30 seconds): once the task is accepted, "
+            "hold the answer until it is terminal (200 with its result) or S seconds have "
+            "passed (202, as without it). `Preference-Applied: wait=S` says it was honoured; "
+            "other preferences, and a wait that is not a number, are ignored.",
+        ),
+    ] = None,
+) -> Any:
+    """Accept a task (JSON, or multipart with a document) once Kafka acknowledged it;
+    with ``Prefer: wait=S``, answer with its result if it finishes within S seconds."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form, inputs = await read_document_form(request, store, settings.max_upload_bytes)
         submission = Submission(
@@ -105,7 +130,37 @@ async def submit_task(
     response.headers["Location"] = accepted.links.self
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return accepted
+    wait_s = preferred_wait_s(prefer, MAX_WAIT_S)
+    if wait_s is None:
+        return accepted
+    response.headers["Preference-Applied"] = f"wait={wait_s:g}"
+    finished = await _finished_within(task_state, accepted.task_id, caller, wait_s)
+    if finished is None:
+        return accepted
+    return Response(
+        _result_view(finished).model_dump_json(),
+        status.HTTP_200_OK,
+        # What was set above (Location, ...); not the placeholder's Content-Length.
+        headers={k: v for k, v in response.headers.items() if k != "content-length"},
+        media_type="application/json",
+    )
+
+
+async def _finished_within(
+    task_state: TaskStateClient, task_id: str, caller: Caller, wait_s: float
+) -> dict[str, Any] | None:
+    """The task's state if it is terminal within ``wait_s``; None if it is not, or if
+    its state cannot be read now: the task is accepted either way, and the 202 tells
+    the client where to ask again."""
+    try:
+        state = await load_task(task_state, task_id, caller, wait_s)
+    except (ProcessorUnavailable, TaskNotFound, TaskExpired) as exc:
+        log.warning(
+            "a submit's wait for its result ended without one; answered 202",
+            extra={"task_id": task_id, "error": str(exc)},
+        )
+        return None
+    return state if state["state"] in TERMINAL_STATES else None
 
 
 @router.get(
@@ -144,18 +199,10 @@ async def get_result(
 ) -> TaskResultView:
     """A task's output; 202 with Retry-After while it is not finished (``?wait=S`` long-polls)."""
     state = await load_task(task_state, task_id, caller, wait)
-    result = state.get("result") or {}
     if state["state"] not in TERMINAL_STATES:
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Retry-After"] = "1"
-    return TaskResultView(
-        task_id=state["task_id"],
-        kind=state["kind"],
-        status=state["state"],
-        output=result.get("output"),
-        model=result.get("model"),
-        error=state.get("error"),
-    )
+    return _result_view(state)
 
 
 @router.post(
@@ -173,6 +220,18 @@ async def cancel_task(
         raise TaskAlreadyFinished(f"task {task_id} is already {state['state']}")
     await publisher.publish_cancellation(state["task_id"])
     return _status_view(state)
+
+
+def _result_view(state: dict[str, Any]) -> TaskResultView:
+    result = state.get("result") or {}
+    return TaskResultView(
+        task_id=state["task_id"],
+        kind=state["kind"],
+        status=state["state"],
+        output=result.get("output"),
+        model=result.get("model"),
+        error=state.get("error"),
+    )
 
 
 def _url(url: object | None) -> str | None:
