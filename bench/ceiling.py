@@ -12,7 +12,13 @@ from inference_consumer.config import WorkerSettings, default_model_dir
 from inference_consumer.inference import run_batch
 from inference_consumer.model import SentenceEncoder
 
-__all__ = ["load_encoder", "measure_ceiling", "verify_outputs", "worker_batch_and_threads"]
+__all__ = [
+    "bracketed",
+    "load_encoder",
+    "measure_ceiling",
+    "verify_outputs",
+    "worker_batch_and_threads",
+]
 
 TOLERANCE = 1e-4
 
@@ -51,6 +57,18 @@ def measure_ceiling(
         "batch": batch,
         "torch_threads": torch.get_num_threads(),
         "single_task_ms_p50": single,
+    }
+
+
+def bracketed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """One ceiling from a measurement before the pipeline ran and one right after:
+    ``pairs_per_s`` is their mean, and both stay in the record."""
+    return {
+        **before,
+        "pairs_per_s": round((before["pairs_per_s"] + after["pairs_per_s"]) / 2, 1),
+        "before_pipeline_pairs_per_s": before["pairs_per_s"],
+        "after_pipeline_pairs_per_s": after["pairs_per_s"],
+        "samples_pairs_per_s": before["samples_pairs_per_s"] + after["samples_pairs_per_s"],
     }
 
 

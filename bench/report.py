@@ -166,6 +166,15 @@ def _warm_up_note(results: dict[str, Any]) -> str:
     )
 
 
+def _bracket_note(ceiling: dict[str, Any]) -> str:
+    if "after_pipeline_pairs_per_s" not in ceiling:
+        return ""
+    return (
+        f"(the mean of {ceiling['before_pipeline_pairs_per_s']:g} before the pipeline ran and "
+        f"{ceiling['after_pipeline_pairs_per_s']:g} right after its burst) "
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole run as Markdown; the ratios come last."""
     ceiling = results["ceiling"]
@@ -178,7 +187,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"**Model ceiling** (SentenceEncoder direct, batch {ceiling['batch']}, "
         f"{ceiling['torch_threads']} torch thread(s)): **{ceiling['pairs_per_s']:g} pairs/s** "
-        f"(one task alone: {ceiling['single_task_ms_p50']:g} ms). This is one process; N "
+        + _bracket_note(ceiling)
+        + f"(one task alone: {ceiling['single_task_ms_p50']:g} ms). This is one process; N "
         "workers on N free cores can reach up to N times it.",
         "",
         "## Runs",

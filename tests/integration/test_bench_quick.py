@@ -44,7 +44,9 @@ def test_quick_bench_writes_results_and_loses_nothing(kafka: KafkaSettings, tmp_
     assert "## Ratios" in files[".md"].read_text()
     results = json.loads(files[".json"].read_text())
 
-    assert results["ceiling"]["pairs_per_s"] > 0
+    ceiling = results["ceiling"]  # measured before the pipeline and right after its burst
+    before, after = ceiling["before_pipeline_pairs_per_s"], ceiling["after_pipeline_pairs_per_s"]
+    assert before > 0 and after > 0 and ceiling["pairs_per_s"] == round((before + after) / 2, 1)
     modes = {(run["stack"], run["mode"]) for run in results["runs"]}
     assert modes == {(s, m) for s in ("pipeline", "celery") for m in ("burst", "unloaded")}
     for run in results["runs"]:
