@@ -2,14 +2,11 @@
 
 A batch's activations are tens of MiB of short-lived tensors. glibc keeps what
 they freed in its heap, fragmented, for reuse: between batches a worker's RSS
-stayed ~55 MiB above what it needs. ``malloc_trim`` returns the free pages
-(~0.7 ms). The worker trims once it has nothing to do, not after every batch:
-then the next batch faulted every page in again, ~9,000 minor faults a batch
-and ~0.35-0.5 ms of system CPU a task (batches of 24, this host), which the
-forward pass's wall time had hidden in the noise. Under a sustained load the
-heap keeps its free pages; the peak is then ~15 MiB higher than with a trim
-after each batch (873 → 855-858 MiB for a one-worker stack under 2,000 tasks).
-Other C libraries have no ``malloc_trim``: there, nothing is done.
+stayed ~55 MiB above what it needs. ``malloc_trim`` returns the free pages; it
+took ~0.7 ms a batch (a batch of 32 runs ~190 ms), and the next batch's page
+faults did not show in its forward pass. The peak, during a batch, is ~15 MiB
+lower (a one-worker stack under 2,000 tasks: 873 → 855-858 MiB). Other C
+libraries have no ``malloc_trim``: there, nothing is done.
 """
 
 from __future__ import annotations

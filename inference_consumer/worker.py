@@ -96,7 +96,6 @@ class InferenceWorker:
         self._revoked: set[tuple[str, int]] = set()
         self._registry_backoff = Backoff(REGISTRY_RETRY_INITIAL_S, REGISTRY_RETRY_MAX_S)
         self._trim_heap = heap_trimmer() if settings.trim_heap else None
-        self._heap_used = False  # a forward pass ran since the last trim
         self._running = True
 
     def _consumer_config(self) -> dict[str, Any]:
@@ -184,8 +183,6 @@ class InferenceWorker:
             self.settings.linger_gap_ms / 1000,
         )
         self._linger_s = linger_after(batch, self.settings.max_wait_ms / 1000)
-        if not batch:
-            self._trim_when_idle()
         batch = self._without_revoked(batch)
         try:
             finished = self.infer(batch) if batch else None
@@ -235,17 +232,10 @@ class InferenceWorker:
             decoded = self._without_cancelled(decoded)
         self._progress_sent.clear()
         outcomes = self._infer(decoded)
-        self._heap_used = True
-        return FinishedBatch(batch, decoded, outcomes, undecodable)
-
-    def _trim_when_idle(self) -> None:
-        """Hand the memory the forward passes freed back to the system, once the worker
-        has nothing to do: trimmed after every batch, the pages were faulted in again by
-        the next one (~0.35-0.5 ms of system CPU a task, in batches of 24)."""
-        if self._trim_heap is not None and self._heap_used:
+        if self._trim_heap is not None:
             with stage("trim_heap"):
                 self._trim_heap()
-            self._heap_used = False
+        return FinishedBatch(batch, decoded, outcomes, undecodable)
 
     def _settle(self, next_batch: FinishedBatch | None = None) -> bool:
         """Wait for the transaction in flight. If it aborted, rewind to its batch and

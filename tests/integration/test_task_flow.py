@@ -12,7 +12,6 @@ import torch
 
 from inference_consumer.config import default_model_dir
 from inference_consumer.model import SentenceEncoder
-from tests.helpers import NotYet, eventually
 from tests.stack import Pipeline, wait_for_state
 
 pytestmark = pytest.mark.integration
@@ -153,31 +152,3 @@ def test_worker_metrics_count_batches_and_outcomes(pipeline: Pipeline) -> None:
     assert 'asyncarch_worker_tasks_total{outcome="success"}' in text
     assert "asyncarch_worker_batch_size_count" in text
     assert 'asyncarch_worker_rebalances_total{event="assigned"} 1.0' in text
-
-
-def _metric(text: str, name: str) -> float:
-    line = next((x for x in text.splitlines() if x.startswith(name + " ")), None)
-    return float(line.split(" ")[1]) if line else 0.0
-
-
-def test_the_worker_trims_its_heap_once_idle_and_not_again_while_idle(pipeline: Pipeline) -> None:
-    url = f"http://127.0.0.1:{pipeline.services.env['WORKER_METRICS_PORT']}/metrics"
-    trims = 'asyncarch_worker_stage_seconds_count{stage="trim_heap"}'
-    before = _metric(httpx.get(url, timeout=10).text, trims)
-    with pipeline.client() as client:
-        task_ids = [
-            client.post(
-                "/v1/tasks", json={"kind": "embed", "inputs": {"texts": [f"trim {i}"]}}
-            ).json()["task_id"]
-            for i in range(6)
-        ]
-        for task_id in task_ids:
-            wait_for_state(client, task_id, {"SUCCESS"})
-
-    def trimmed() -> float | NotYet:
-        count = _metric(httpx.get(url, timeout=10).text, trims)
-        return count if count > before else NotYet(count)
-
-    after_idle = eventually(trimmed, 10, "a heap trim once the worker is idle", 0.1)
-    time.sleep(1.0)  # still idle: nothing more to give back
-    assert _metric(httpx.get(url, timeout=10).text, trims) == after_idle
